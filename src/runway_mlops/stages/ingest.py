@@ -1,0 +1,119 @@
+"""Ingest: copy one interval of every dataset from the source into the lake's raw zone.
+
+Each dataset's delivery becomes one raw Parquet partition, published atomically and
+replacing any earlier copy of that day. Columns are cast to their declared types where
+that loses nothing (see :mod:`runway_mlops.schema`); judging the data is validation's job.
+
+A delivery that cannot be parsed (truncated or corrupt file) is copied, byte for byte,
+into the quarantine zone with its reason before the stage fails, so nothing is lost and
+the other datasets of the day are still ingested.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from runway_mlops import catalog
+from runway_mlops.config import PipelineConfig, PlatformSettings
+from runway_mlops.errors import RunwayError, SourceDataError, SourceUnavailableError
+from runway_mlops.lake import Lake
+from runway_mlops.schema import cast_to_schema
+from runway_mlops.sources import CorruptDeliveryError, open_source
+
+
+@dataclass
+class IngestResult:
+    ds: dt.date
+    rows: dict[str, int] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+
+
+def _quarantine_delivery(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    dataset: str,
+    ds: dt.date,
+    error: CorruptDeliveryError,
+    run_id: str | None,
+) -> None:
+    lake = Lake(settings.lake_dir)
+    reason = str(error)
+    manifest: dict[str, Any] = {"scope": "delivery", "reason": reason, "run_id": run_id}
+    with lake.publish("quarantine", pipeline.name, dataset, ds, manifest) as folder:
+        for key, data in error.files.items():
+            target = folder / "source-files" / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (folder / "reason.json").write_text(json.dumps({"reason": reason}, indent=2))
+    catalog.record_quarantine(
+        settings.database_url,
+        catalog.QuarantineEntry(
+            pipeline=pipeline.name,
+            dataset=dataset,
+            ds=ds,
+            scope="delivery",
+            rows=0,
+            reasons={reason: 0},
+            path=str(lake.partition_dir("quarantine", pipeline.name, dataset, ds)),
+            validation_id=None,
+            run_id=run_id,
+        ),
+    )
+
+
+def ingest(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    ds: dt.date,
+    *,
+    run_id: str | None = None,
+) -> IngestResult:
+    """Copy day ``ds`` of every dataset into ``raw``; raise if any dataset failed."""
+    source = open_source(settings, pipeline)
+    lake = Lake(settings.lake_dir)
+    result = IngestResult(ds=ds)
+    problems: list[RunwayError] = []
+    for dataset, config in pipeline.datasets.items():
+        try:
+            delivery = source.read(dataset, ds)
+        except CorruptDeliveryError as exc:
+            _quarantine_delivery(settings, pipeline, dataset, ds, exc, run_id)
+            problems.append(exc)
+            continue
+        except (SourceUnavailableError, SourceDataError) as exc:
+            problems.append(exc)
+            continue
+        frame = cast_to_schema(delivery.frame, config.columns)
+        path = lake.write_frame(
+            "raw",
+            pipeline.name,
+            dataset,
+            ds,
+            frame,
+            manifest={"source": delivery.provenance, "run_id": run_id},
+        )
+        catalog.record_partition(
+            settings.database_url,
+            pipeline=pipeline.name,
+            dataset=dataset,
+            zone="raw",
+            ds=ds,
+            rows=len(frame),
+            path=str(path),
+            details={"source": delivery.provenance},
+            run_id=run_id,
+        )
+        result.rows[dataset] = len(frame)
+        result.paths[dataset] = str(path)
+    if problems:
+        corrupt = [p for p in problems if isinstance(p, SourceDataError)]
+        kind = SourceDataError if corrupt else SourceUnavailableError
+        lines = "\n  ".join(str(p) for p in problems)
+        note = " (corrupt files kept in quarantine; `runway quarantine list`)" if corrupt else ""
+        raise kind(
+            f"ingest of {pipeline.name} for {ds} failed for {len(problems)} dataset(s){note}:\n  {lines}"
+        )
+    return result

@@ -1,0 +1,67 @@
+"""Seeding a landing folder and ingesting a day copies it exactly, once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from runway_mlops import catalog
+from runway_mlops.errors import SourceDataError, SourceUnavailableError
+from runway_mlops.lake import Lake
+from runway_mlops.seed import load_raw, seed
+from runway_mlops.stages.ingest import ingest
+
+DAY = dt.date(2013, 1, 2)
+
+
+def test_seed_then_ingest_copies_the_day(settings, flights_pipeline) -> None:
+    summary = seed(settings, flights_pipeline, "files", dt.date(2013, 1, 1), dt.date(2013, 1, 3))
+    assert summary.days == 3
+    result = ingest(settings, flights_pipeline, DAY, run_id="test")
+    flights = load_raw("flights")
+    expected = ((flights.month == "1") & (flights.day == "2")).sum()
+    assert result.rows["flights"] == expected
+    lake = Lake(settings.lake_dir)
+    raw = lake.read_frame("raw", "flights", "flights", DAY)
+    assert len(raw) == expected
+    assert str(raw["dep_delay"].dtype) == "float64"
+    assert str(raw["time_hour"].dtype) == "datetime64[ns, UTC]"
+    assert result.rows["planes"] == len(load_raw("planes"))
+
+    # Rerunning the day replaces it: same rows, nothing appended twice.
+    ingest(settings, flights_pipeline, DAY, run_id="again")
+    assert len(lake.read_frame("raw", "flights", "flights", DAY)) == expected
+    rows = catalog.list_partitions(settings.database_url, "flights", zone="raw", dataset="flights")
+    assert [(r["ds"], r["rows"], r["run_id"]) for r in rows] == [(DAY, expected, "again")]
+
+
+def test_missing_day_names_dataset_and_folder(settings, flights_pipeline) -> None:
+    seed(settings, flights_pipeline, "files", dt.date(2013, 1, 1), dt.date(2013, 1, 1))
+    with pytest.raises(SourceUnavailableError, match=r"no delivery of 'flights' for 2013-01-02"):
+        ingest(settings, flights_pipeline, DAY)
+
+
+def test_truncated_file_goes_to_quarantine_and_other_datasets_proceed(
+    settings, flights_pipeline
+) -> None:
+    seed(settings, flights_pipeline, "files", DAY, DAY)
+    landing = settings.landing_uri
+    path = f"{landing}/weather/ds={DAY}/weather.csv"
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    with pytest.raises(SourceDataError, match=r"weather.csv is (truncated|not valid CSV)"):
+        ingest(settings, flights_pipeline, DAY, run_id="r1")
+    lake = Lake(settings.lake_dir)
+    assert lake.exists("raw", "flights", "flights", DAY)
+    assert not lake.exists("raw", "flights", "weather", DAY)
+    kept = (
+        lake.partition_dir("quarantine", "flights", "weather", DAY)
+        / "source-files"
+        / "weather"
+        / f"ds={DAY}"
+        / "weather.csv"
+    )
+    assert kept.read_bytes() == data[: len(data) // 2]
+    [entry] = catalog.list_quarantine(settings.database_url, "flights")
+    assert (entry.dataset, entry.scope, entry.ds) == ("weather", "delivery", DAY)
