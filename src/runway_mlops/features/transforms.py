@@ -1,0 +1,188 @@
+"""Feature transforms: pure ``DataFrame -> DataFrame`` functions, shared by every caller.
+
+The feature job, training (building a training set) and inference all compute features
+through :func:`compute_features`, so training and serving features come from one code
+path. Nothing here reads or writes storage.
+
+Point-in-time correctness is built into each block:
+
+* ``columns`` and ``lookups`` read only the entity row itself and reference snapshots
+  valid on the entity's day;
+* ``trailing`` aggregates use history rows from whole days *strictly before* the entity's
+  day (``_ds``), joined per entity day, so a run over one day or many gives the same rows;
+* ``asof`` takes the latest observation at or before the entity's prediction time
+  (event time minus the configured lead) and not older than ``max_age_minutes``.
+
+Conventions: every input frame carries ``_ds`` (its partition's local day, a DateType);
+the entity frame also carries the entity key columns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyspark.sql import Column, Window
+from pyspark.sql import functions as F
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from runway_mlops.config import (
+        AsofFeatures,
+        FeaturesConfig,
+        LookupFeatures,
+        TrailingFeatures,
+    )
+
+EVENT_TIME = "event_time"
+PREDICTION_TIME = "prediction_time"
+DS = "_ds"
+
+
+def with_times(entity: DataFrame, config: FeaturesConfig) -> DataFrame:
+    """Add ``event_time`` (from the configured expression) and ``prediction_time``."""
+    lead = F.make_dt_interval(F.lit(0), F.lit(0), F.lit(config.prediction_lead_minutes))
+    return entity.withColumn(EVENT_TIME, F.expr(config.event_time).cast("timestamp")).withColumn(
+        PREDICTION_TIME, F.col(EVENT_TIME) - lead
+    )
+
+
+def base_columns(entity: DataFrame, key: list[str], config: FeaturesConfig) -> DataFrame:
+    """Key, day, times and the configured per-row expressions."""
+    selected: list[Column] = [F.col(k) for k in key]
+    selected += [F.col(DS), F.col(EVENT_TIME), F.col(PREDICTION_TIME)]
+    selected += [F.expr(expr).alias(name) for name, expr in config.columns.items()]
+    return entity.select(*selected)
+
+
+def lookup_features(
+    features: DataFrame,
+    entity: DataFrame,
+    key: list[str],
+    reference: DataFrame,
+    lookup: LookupFeatures,
+) -> DataFrame:
+    """Join a reference snapshot on ``join_on`` and evaluate the expressions over ``e``/``r``."""
+    e = entity.alias("e")
+    r = reference.drop(DS).alias("r")
+    condition = None
+    for entity_col, ref_col in lookup.join_on.items():
+        clause = F.col(f"e.{entity_col}") == F.col(f"r.{ref_col}")
+        condition = clause if condition is None else condition & clause
+    joined = e.join(r, on=condition, how="left")
+    values = joined.select(
+        *[F.col(f"e.{k}").alias(k) for k in key],
+        *[F.expr(expr).alias(name) for name, expr in lookup.columns.items()],
+    )
+    return features.join(values, on=key, how="left")
+
+
+def trailing_features(
+    features: DataFrame,
+    entity: DataFrame,
+    key: list[str],
+    history: DataFrame,
+    trailing: TrailingFeatures,
+) -> DataFrame:
+    """Aggregates per group over the ``w`` whole days before each entity's day.
+
+    Feature names: ``<group>_<aggregate>_<w>d`` (e.g. ``route_delayed_rate_7d``). A group
+    with no rows in the window gets nulls.
+    """
+    days = entity.select(F.col(DS).alias("_for")).distinct()
+    out = features
+    for window in trailing.windows_days:
+        in_window = history.join(
+            F.broadcast(days),
+            (history[DS] < days["_for"]) & (history[DS] >= F.date_sub(days["_for"], window)),
+        )
+        for group, columns in trailing.groups.items():
+            names = [f"{group}_{name}_{window}d" for name in trailing.aggregates]
+            stats = (
+                in_window.groupBy("_for", *columns)
+                .agg(
+                    *[
+                        F.expr(e).alias(n)
+                        for n, e in zip(names, trailing.aggregates.values(), strict=True)
+                    ]
+                )
+                .withColumnRenamed("_for", DS)
+            )
+            per_entity = (
+                entity.select(*dict.fromkeys([*key, DS, *columns]))
+                .join(stats, on=[DS, *columns], how="left")
+                .select(*key, *names)
+            )
+            out = out.join(per_entity, on=key, how="left")
+    return out
+
+
+def asof_features(
+    features: DataFrame,
+    entity: DataFrame,
+    key: list[str],
+    other: DataFrame,
+    asof: AsofFeatures,
+    time_column: str,
+) -> DataFrame:
+    """Latest ``other`` row per entity observed at or before its prediction time.
+
+    Feature names: ``<dataset>_<column>`` (e.g. ``weather_visib``).
+    """
+    o = other.select(
+        *[F.col(c).alias(f"_o_{c}") for c in asof.join_on.values()],
+        F.col(time_column).alias("_o_time"),
+        *[F.col(c).alias(f"{asof.dataset}_{c}") for c in asof.columns],
+    )
+    f = entity.select(*dict.fromkeys([*key, *asof.join_on.keys(), PREDICTION_TIME]))
+    condition = (o["_o_time"] <= f[PREDICTION_TIME]) & (
+        o["_o_time"]
+        >= f[PREDICTION_TIME] - F.make_dt_interval(F.lit(0), F.lit(0), F.lit(asof.max_age_minutes))
+    )
+    for entity_col, other_col in asof.join_on.items():
+        condition = condition & (f[entity_col] == o[f"_o_{other_col}"])
+    candidates = f.join(o, on=condition, how="inner")
+    latest = Window.partitionBy(*key).orderBy(F.col("_o_time").desc())
+    picked = (
+        candidates.withColumn("_rank", F.row_number().over(latest))
+        .where(F.col("_rank") == 1)
+        .select(*key, *[f"{asof.dataset}_{c}" for c in asof.columns])
+    )
+    return features.join(picked, on=key, how="left")
+
+
+def compute_features(
+    entity: DataFrame,
+    key: list[str],
+    config: FeaturesConfig,
+    *,
+    feature_version: str,
+    history: DataFrame | None = None,
+    references: dict[str, DataFrame] | None = None,
+    observations: dict[str, tuple[DataFrame, str]] | None = None,
+) -> DataFrame:
+    """One feature row per entity row: the single code path for training and serving.
+
+    Args:
+        entity: entity rows to featurise, with ``_ds``.
+        key: the entity key columns.
+        config: the pipeline's ``features`` block.
+        feature_version: recorded on every row (see :func:`feature_version`).
+        history: entity rows of earlier days (with ``_ds``) for ``trailing``.
+        references: reference snapshot per dataset name, for ``lookups``.
+        observations: (rows, time column) per events dataset name, for ``asof``.
+    """
+    references = references or {}
+    observations = observations or {}
+    timed = with_times(entity, config)
+    out = base_columns(timed, key, config)
+    for lookup in config.lookups:
+        out = lookup_features(out, timed, key, references[lookup.dataset], lookup)
+    if config.trailing:
+        if history is None:
+            raise ValueError("trailing features need the entity history")
+        out = trailing_features(out, timed, key, history, config.trailing)
+    for asof in config.asof:
+        rows, time_column = observations[asof.dataset]
+        out = asof_features(out, timed, key, rows, asof, time_column)
+    return out.withColumn("feature_version", F.lit(feature_version))

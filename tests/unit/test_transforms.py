@@ -1,0 +1,130 @@
+"""Feature transforms: right values, and point-in-time correct by construction."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import Row
+
+from runway_mlops.config import FeaturesConfig
+from runway_mlops.features.transforms import compute_features
+
+KEY = ["flight"]
+UTC = dt.UTC
+
+CONFIG = FeaturesConfig.model_validate(
+    {
+        "entity": "flights",
+        "event_time": "time_hour + make_dt_interval(0, 0, minute, 0)",
+        "prediction_lead_minutes": 60,
+        "columns": {"dep_hour": "hour", "carrier": "carrier"},
+        "lookups": [
+            {
+                "dataset": "planes",
+                "join_on": {"tailnum": "tailnum"},
+                "columns": {"plane_age": "e.year - r.year"},
+            }
+        ],
+        "trailing": {
+            "windows_days": [1, 3],
+            "groups": {"carrier": ["carrier"]},
+            "aggregates": {"flights": "count(*)", "delay_mean": "avg(arr_delay)"},
+        },
+        "asof": [
+            {
+                "dataset": "weather",
+                "join_on": {"origin": "origin"},
+                "max_age_minutes": 120,
+                "columns": ["temp"],
+            }
+        ],
+    }
+)
+
+
+def _flight(flight, day, hour, minute=0, carrier="AA", delay=10.0, tail="N1", origin="EWR"):
+    return Row(
+        flight=flight,
+        year=2013,
+        hour=hour,
+        minute=minute,
+        carrier=carrier,
+        tailnum=tail,
+        origin=origin,
+        arr_delay=delay,
+        time_hour=dt.datetime(2013, 1, day, hour, tzinfo=UTC),
+        _ds=dt.date(2013, 1, day),
+    )
+
+
+def _wx(day, hour, temp, origin="EWR", minute=0):
+    time = dt.datetime(2013, 1, day, hour, minute, tzinfo=UTC)
+    return Row(origin=origin, temp=temp, time_hour=time, _ds=dt.date(2013, 1, day))
+
+
+@pytest.fixture
+def inputs(spark):
+    entity = spark.createDataFrame(
+        [_flight(1, 5, 14, 30), _flight(2, 5, 9, carrier="UA", tail="N9")]
+    )
+    history = spark.createDataFrame(
+        [
+            _flight(10, 4, 8, delay=20.0),  # 1 day before: in the 1d and 3d windows
+            _flight(11, 2, 8, delay=40.0),  # 3 days before: only in the 3d window
+            _flight(12, 1, 8, delay=1000.0),  # 4 days before: in no window
+        ]
+    )
+    planes = spark.createDataFrame([Row(tailnum="N1", year=2003, _ds=dt.date(2013, 1, 1))])
+    weather = spark.createDataFrame(
+        [
+            _wx(5, 11, 30.0),  # older than the 12:00 reading: not the latest
+            _wx(5, 12, 31.0),  # latest at or before 13:30 -> this one
+            _wx(5, 14, 99.0),  # after prediction time: must not be used
+            _wx(5, 7, 20.0),  # for the 09:00 flight (prediction 08:00): 1h old
+        ]
+    )
+    return entity, history, planes, weather
+
+
+def _compute(entity, history, planes, weather):
+    out = compute_features(
+        entity,
+        KEY,
+        CONFIG,
+        feature_version="v1",
+        history=history,
+        references={"planes": planes},
+        observations={"weather": (weather, "time_hour")},
+    )
+    return {r["flight"]: r.asDict() for r in out.collect()}
+
+
+def test_values(inputs) -> None:
+    rows = _compute(*inputs)
+    one, two = rows[1], rows[2]
+    assert one["dep_hour"] == 14 and one["carrier"] == "AA"
+    assert one["event_time"] == dt.datetime(2013, 1, 5, 14, 30)
+    assert one["prediction_time"] == dt.datetime(2013, 1, 5, 13, 30)
+    assert one["plane_age"] == 10
+    assert two["plane_age"] is None  # unknown tail number: null, row kept
+    assert one["carrier_flights_1d"] == 1 and one["carrier_delay_mean_1d"] == 20.0
+    assert one["carrier_flights_3d"] == 2 and one["carrier_delay_mean_3d"] == 30.0
+    assert two["carrier_flights_3d"] is None  # UA has no history
+    assert one["weather_temp"] == 31.0
+    assert two["weather_temp"] == 20.0
+    assert one["feature_version"] == "v1"
+
+
+def test_point_in_time(spark, inputs) -> None:
+    """Data dated after a flight's prediction time cannot change its features."""
+    entity, history, planes, weather = inputs
+    before = _compute(entity, history, planes, weather)
+    # Same-day outcomes (other flights of day 5) and weather after prediction time change.
+    later_history = history.unionByName(spark.createDataFrame([_flight(20, 5, 6, delay=500.0)]))
+    later_weather = weather.unionByName(spark.createDataFrame([_wx(5, 13, -50.0, minute=45)]))
+    changed_entity = entity.withColumn("arr_delay", entity["arr_delay"] * 100)
+    assert _compute(changed_entity, later_history, planes, later_weather) == before
+    # ... while data from before the prediction time does change them (the test can fail).
+    earlier_weather = weather.unionByName(spark.createDataFrame([_wx(5, 13, -50.0)]))
+    assert _compute(entity, history, planes, earlier_weather)[1]["weather_temp"] == -50.0
