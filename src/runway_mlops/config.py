@@ -524,6 +524,8 @@ class PlatformSettings(_Model):
     mlflow_tracking_uri: str
     spark_master: str
     airflow_home: Path
+    #: Where the Airflow API server listens (UI, REST API, execution API).
+    airflow_url: str = "http://localhost:8080"
     s3_endpoint_url: str | None = None
     #: Local, credential-free connection defaults exported as AIRFLOW_CONN_* when unset.
     connections: dict[str, str] = Field(default_factory=dict)
@@ -542,6 +544,7 @@ class _ProfileFile(_Model):
     mlflow_tracking_uri: str = "sqlite:///{home}/mlflow.db"
     spark_master: str = "local[*]"
     airflow_home: str = "{home}/airflow"
+    airflow_url: str = "http://localhost:8080"
     s3_endpoint_url: str | None = None
     connections: dict[str, str] = Field(default_factory=dict)
 

@@ -1,0 +1,10 @@
+"""Runway's Airflow DAGs, one set per pipeline file in ``config/pipelines/``.
+
+This file is configuration: the DAG factory in :mod:`runway_mlops.dag_factory` reads
+the YAML files and builds each pipeline's DAGs. To add a pipeline, add a YAML file.
+(Airflow's safe-mode discovery parses files that mention both "airflow" and "dag".)
+"""
+
+from runway_mlops.dag_factory import build_dags
+
+globals().update(build_dags())

@@ -1,0 +1,95 @@
+"""A small client of Airflow's public REST API (``/api/v2``), as a user would call it.
+
+Used by ``runway demo`` to start and follow a backfill, and by the tests and the bench.
+It logs in like any API user: ``POST /auth/token`` with a username and password gives a
+JWT sent as ``Authorization: Bearer``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+
+from runway_mlops.errors import RunwayError
+
+
+class AirflowAPIError(RunwayError):
+    kind = "airflow api"
+
+
+class AirflowAPI:
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(base_url=self.base_url, timeout=timeout)
+        response = self._client.post(
+            "/auth/token", json={"username": username, "password": password}
+        )
+        if response.status_code >= 300:
+            raise AirflowAPIError(
+                f"login as {username!r} at {self.base_url} failed: "
+                f"{response.status_code} {response.text[:200]}"
+            )
+        self.token = response.json()["access_token"]
+        self._client.headers["Authorization"] = f"Bearer {self.token}"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> AirflowAPI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._client.request(method, f"/api/v2{path}", **kwargs)
+        if response.status_code >= 300:
+            raise AirflowAPIError(
+                f"{method} /api/v2{path} answered {response.status_code}: {response.text[:500]}"
+            )
+        return response.json() if response.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    # ------------------------------------------------------------------ helpers
+    def dag(self, dag_id: str) -> dict[str, Any] | None:
+        response = self._client.get(f"/api/v2/dags/{dag_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 300:
+            raise AirflowAPIError(f"GET dag {dag_id}: {response.status_code} {response.text}")
+        return dict(response.json())
+
+    def create_backfill(
+        self,
+        dag_id: str,
+        from_date: dt.datetime,
+        to_date: dt.datetime,
+        *,
+        max_active_runs: int = 2,
+        reprocess_behavior: str = "completed",
+    ) -> dict[str, Any]:
+        body = {
+            "dag_id": dag_id,
+            "from_date": from_date.isoformat(),
+            "to_date": to_date.isoformat(),
+            "max_active_runs": max_active_runs,
+            "reprocess_behavior": reprocess_behavior,
+        }
+        return dict(self.request("POST", "/backfills", json=body))
+
+    def backfill(self, backfill_id: int) -> dict[str, Any]:
+        return dict(self.get(f"/backfills/{backfill_id}"))
+
+    def dag_runs(self, dag_id: str, **params: Any) -> list[dict[str, Any]]:
+        params.setdefault("limit", 1000)
+        return list(self.get(f"/dags/{dag_id}/dagRuns", **params)["dag_runs"])
+
+    def task_instances(self, dag_id: str, run_id: str = "~", **params: Any) -> list[dict[str, Any]]:
+        params.setdefault("limit", 1000)
+        return list(
+            self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", **params)["task_instances"]
+        )

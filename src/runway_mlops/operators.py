@@ -1,0 +1,30 @@
+"""Runway's operators: small subclasses of provider operators, no logic of their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+
+class FeatureSubmitOperator(SparkSubmitOperator):
+    """``SparkSubmitOperator`` that labels its Asset event with the partition it wrote.
+
+    The master comes from the ``spark_default`` connection (``local[*]`` on embedded
+    defaults, a cluster in production). After the job succeeds the feature Asset event
+    carries ``ds``, ``feature_version``, ``rows`` and ``path`` from the partition's
+    manifest, so the pipelines that follow the Asset know exactly what changed.
+    """
+
+    def __init__(self, *, pipeline_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pipeline_name = pipeline_name
+
+    def execute(self, context: Any) -> None:
+        from runway_mlops.airflow_tasks import feature_event_extra
+
+        super().execute(context)
+        extra = feature_event_extra(self.pipeline_name, context["data_interval_start"])
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = extra
+        self.log.info("feature partition %s (version %s)", extra["path"], extra["feature_version"])

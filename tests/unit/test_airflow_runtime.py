@@ -1,0 +1,79 @@
+"""The Airflow environment Runway starts, and how tasks map runs onto partitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import stat
+
+import pendulum
+import pytest
+
+from runway_mlops.airflow_runtime import admin_password, airflow_env, passwords_file
+from runway_mlops.airflow_tasks import partition_day
+
+
+@pytest.mark.parametrize(
+    ("start_utc", "day"),
+    [
+        ("2013-01-05T05:00:00+00:00", dt.date(2013, 1, 5)),  # EST midnight
+        ("2013-03-10T05:00:00+00:00", dt.date(2013, 3, 10)),  # the day DST starts
+        ("2013-03-11T04:00:00+00:00", dt.date(2013, 3, 11)),  # EDT midnight
+        ("2013-11-03T04:00:00+00:00", dt.date(2013, 11, 3)),  # the day DST ends
+    ],
+)
+def test_partition_day_is_the_local_day_the_interval_starts(start_utc: str, day: dt.date) -> None:
+    start = pendulum.parse(start_utc)
+    assert partition_day(start, "America/New_York") == day
+
+
+def test_partition_day_refuses_naive_or_missing_interval() -> None:
+    with pytest.raises(ValueError, match="no time zone"):
+        partition_day(dt.datetime(2013, 1, 5), "America/New_York")
+    with pytest.raises(ValueError, match="no data interval"):
+        partition_day(None, "UTC")
+
+
+def test_environment_points_airflow_at_the_project(settings) -> None:
+    env = airflow_env(settings, base={"PATH": "/usr/bin"})
+    assert env["AIRFLOW_HOME"] == str(settings.airflow_home)
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(settings.project_root / "dags")
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(settings.project_root / "plugins")
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://localhost:8080/execution/"
+    assert json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"]) == {
+        "conn_type": "spark",
+        "host": "local[*]",
+    }
+    assert env["AIRFLOW_CONN_RUNWAY_SOURCE"] == settings.connections["runway_source"]
+    assert env["RUNWAY_CONFIG_DIR"] == str(settings.config_dir)
+
+
+def test_caller_environment_wins_for_connections(settings) -> None:
+    env = airflow_env(settings, base={"AIRFLOW_CONN_SPARK_DEFAULT": "spark://cluster:7077"})
+    assert env["AIRFLOW_CONN_SPARK_DEFAULT"] == "spark://cluster:7077"
+
+
+def test_secrets_are_generated_once_private_and_stable(settings) -> None:
+    first = airflow_env(settings, base={})
+    second = airflow_env(settings, base={})
+    for key in (
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__CORE__FERNET_KEY",
+    ):
+        assert first[key] == second[key]
+        assert len(first[key]) >= 32
+    password = admin_password(settings)
+    assert len(password) >= 12 and password == admin_password(settings)
+    mode = stat.S_IMODE(passwords_file(settings).stat().st_mode)
+    assert mode == 0o600
+    assert str(settings.airflow_home).startswith(str(settings.home))
+
+
+def test_another_home_gets_other_secrets(settings, tmp_path) -> None:
+    from runway_mlops.config import load_settings
+    from tests.conftest import CONFIG_DIR
+
+    other = load_settings(CONFIG_DIR, env={"RUNWAY_HOME": str(tmp_path / "other")})
+    assert admin_password(other) != admin_password(settings)
