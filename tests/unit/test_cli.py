@@ -1,0 +1,56 @@
+"""The ``runway`` command line: exit codes and messages a person understands."""
+
+from __future__ import annotations
+
+import pytest
+
+from runway_mlops.cli import main
+from tests.conftest import CONFIG_DIR
+
+
+@pytest.fixture
+def runway_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("RUNWAY_CONFIG_DIR", str(CONFIG_DIR))
+    monkeypatch.setenv("RUNWAY_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def test_unknown_date_is_named(runway_env, capsys) -> None:
+    assert main(["run", "ingest", "--pipeline", "flights", "--date", "2013-02-30"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown date '2013-02-30'" in err and "YYYY-MM-DD" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_pipeline_lists_the_known_ones(runway_env, capsys) -> None:
+    assert main(["run", "ingest", "--pipeline", "trains", "--date", "2013-01-05"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown pipeline 'trains'" in err and "flights" in err
+
+
+def test_missing_delivery_names_dataset_and_day(runway_env, capsys) -> None:
+    assert main(["run", "ingest", "--pipeline", "flights", "--date", "2013-01-05"]) == 1
+    err = capsys.readouterr().err
+    assert "2013-01-05" in err and "flights" in err
+
+
+def test_unknown_environment_setting_is_refused(runway_env, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("RUNWAY_LAKE_DIRR", "/tmp/x")
+    assert main(["quarantine", "list"]) == 1
+    assert "RUNWAY_LAKE_DIRR" in capsys.readouterr().err
+
+
+def test_seed_then_ingest_succeeds(runway_env, capsys) -> None:
+    args = ["--from", "2013-01-05", "--to", "2013-01-05"]
+    assert main(["seed", "--source", "files", *args]) == 0
+    assert main(["run", "ingest", "--pipeline", "flights", "--date", "2013-01-05"]) == 0
+    out = capsys.readouterr().out
+    assert "ingested flights 2013-01-05" in out
+    assert main(["quarantine", "list"]) == 0
+    assert "quarantine is empty" in capsys.readouterr().out
+
+
+def test_bad_stage_is_a_usage_error(runway_env) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "train", "--pipeline", "flights", "--date", "2013-01-05"])
+    assert exc.value.code == 2
