@@ -33,7 +33,7 @@ class DataValidationError(RunwayError):
 
     kind = "validation failed"
 
-    def __init__(self, message: str, *, failures: list[str] | None = None) -> None:
+    def __init__(self, message: str, *, failures: list[Any] | None = None) -> None:
         super().__init__(message)
         self.failures = failures or []
 

@@ -51,7 +51,17 @@ def base_columns(entity: DataFrame, key: list[str], config: FeaturesConfig) -> D
     """Key, day, times and the configured per-row expressions."""
     selected: list[Column] = [F.col(k) for k in key]
     selected += [F.col(DS), F.col(EVENT_TIME), F.col(PREDICTION_TIME)]
-    selected += [F.expr(expr).alias(name) for name, expr in config.columns.items()]
+    for name, expr in config.columns.items():
+        if name in key:
+            # A key column listed as a feature (e.g. ``carrier: carrier``) is already here;
+            # selecting it twice would give the partition duplicate column names.
+            if expr.strip() != name:
+                raise ValueError(
+                    f"feature column {name!r} is also a key column: it must be {name!r} itself, "
+                    f"not {expr!r}; rename the feature"
+                )
+            continue
+        selected.append(F.expr(expr).alias(name))
     return entity.select(*selected)
 
 
