@@ -195,8 +195,10 @@ def build_feature_partition(
     with lake.publish("features", pipeline.name, entity_name, ds, manifest) as folder:
         spark_out = folder / "_spark"
         frame.coalesce(1).write.mode("overwrite").parquet(str(spark_out))
-        for part in sorted(spark_out.glob("part-*.parquet")):
-            shutil.move(str(part), folder / part.name)
+        # Spark names files with a random UUID; stable names make a rerun byte-for-byte
+        # the same partition.
+        for i, part in enumerate(sorted(spark_out.glob("part-*.parquet"))):
+            shutil.move(str(part), folder / f"part-{i:05d}.parquet")
         shutil.rmtree(spark_out)
         written = _count_rows(folder)
         if written != expected:
