@@ -1,0 +1,1 @@
+"""Pages Runway adds to the Airflow UI (served by the plugin in ``plugins/``)."""
