@@ -15,7 +15,9 @@ CONFIG_DIR = ROOT / "config"
 # before any test imports it, so tests never touch ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="runway-tests-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "runway-unit-tests-only-" + os.urandom(32).hex())
+os.environ.setdefault(
+    "AIRFLOW__API_AUTH__JWT_SECRET", "runway-unit-tests-only-" + os.urandom(32).hex()
+)
 os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,viewer:viewer")
 
 _TIERS = {"unit": "unit", "dags": "dags", "integration": "integration", "e2e": "e2e"}

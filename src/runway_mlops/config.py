@@ -203,7 +203,7 @@ class DatasetConfig(_Model):
         for i, check in enumerate(self.checks):
             cols = check.columns if isinstance(check, UniqueCheck) else []
             if hasattr(check, "column"):
-                cols = [check.column]  # type: ignore[union-attr]
+                cols = [check.column]
             named += [(f"checks[{i}]", c) for c in cols]
         if self.drift:
             named += [(f"drift.columns[{i}]", d.column) for i, d in enumerate(self.drift.columns)]
@@ -481,7 +481,7 @@ def _validation_error(path: Path, node: yaml.Node | None, exc: ValidationError) 
         )
         line = _line_of(node, loc)
         where = f"{path}" + (f" line {line}" if line else "")
-        lines.append(f"{where}: {_format_loc(loc)}: {_explain(err)}")
+        lines.append(f"{where}: {_format_loc(loc)}: {_explain(dict(err))}")
     head = lines[0] if len(lines) == 1 else f"{path}: {len(lines)} problems"
     body = "" if len(lines) == 1 else "\n  " + "\n  ".join(lines)
     return ConfigError(head + body)

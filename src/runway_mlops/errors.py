@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RunwayError(Exception):
     """Base class: every failure Runway reports on purpose derives from it."""

@@ -86,7 +86,7 @@ def iter_daily(name: str, start: dt.date, end: dt.date) -> Iterator[tuple[dt.dat
     frame = _rows_between(name, start, end)
     frame = frame.assign(_ds=_days(frame))
     for ds, rows in frame.groupby("_ds", sort=True):
-        yield ds, rows.drop(columns="_ds")  # type: ignore[misc]
+        yield ds, rows.drop(columns="_ds")
 
 
 def _check_range(start: dt.date, end: dt.date) -> None:

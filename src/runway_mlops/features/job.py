@@ -191,7 +191,7 @@ def build_feature_partition(
     ).drop("_ds")
 
     expected = entity.count()
-    manifest = {"feature_version": version, "inputs": inputs, "run_id": run_id}
+    manifest: dict[str, Any] = {"feature_version": version, "inputs": inputs, "run_id": run_id}
     with lake.publish("features", pipeline.name, entity_name, ds, manifest) as folder:
         spark_out = folder / "_spark"
         frame.coalesce(1).write.mode("overwrite").parquet(str(spark_out))

@@ -513,7 +513,7 @@ def validate(
             dag_id,
         )
 
-    outcome = ValidationOutcome(pipeline.name, ds, results, report_dir / "index.html")
+    validation = ValidationOutcome(pipeline.name, ds, results, report_dir / "index.html")
     blocked = [r for r in results.values() if r.outcome == "blocked"]
     if blocked:
         detail = "; ".join(
@@ -526,7 +526,7 @@ def validate(
             f"(`runway quarantine list --date {ds}`); report: {report_dir / 'index.html'}",
             failures=[f.as_dict() for r in blocked for f in r.blocking],
         )
-    return outcome
+    return validation
 
 
 def _validation_id(pipeline: str, dataset: str, ds: dt.date) -> str:
@@ -617,10 +617,10 @@ def _publish(
             run_id=run_id,
         )
         if len(rejected):
-            reasons: dict[str, int] = {}
+            counts: dict[str, int] = {}
             for text in rejected["_reasons"]:
                 for reason in text.split("; "):
-                    reasons[reason] = reasons.get(reason, 0) + 1
+                    counts[reason] = counts.get(reason, 0) + 1
             with lake.publish(
                 "quarantine", pipeline.name, name, ds, {"scope": "rows", **details}
             ) as folder:
@@ -634,7 +634,7 @@ def _publish(
                     ds=ds,
                     scope="rows",
                     rows=len(rejected),
-                    reasons=reasons,
+                    reasons=counts,
                     path=str(lake.partition_dir("quarantine", pipeline.name, name, ds)),
                     validation_id=validation_id,
                     run_id=run_id,
