@@ -1,10 +1,19 @@
-"""Airflow plugin: Runway's validation reports inside the Airflow UI.
+"""Airflow plugin: Runway's validation reports inside the Airflow UI, behind its login.
 
-Mounts :func:`runway_mlops.ui.reports_app.create_app` in the API server under
-``/runway`` and adds two external views: *Validation reports* in the navigation
-(under Browse) and *Validation report* on every task instance (it shows the report of
-that run; other tasks say no report was recorded for them). Every page requires
-Airflow's login.
+Mounts :func:`runway_mlops.ui.reports_app.create_app` in the API server under ``/runway``
+and adds two external views, both shown in an iframe of the UI:
+
+* *Validation reports* under **Browse** in the navigation (``/plugin/runway-validation-reports``);
+* *Validation report*, a tab on every task instance, which opens the report written by
+  that DAG run. Airflow 3.3 cannot limit a view to one task id, so the tab is on every
+  task; on a run without a validation it says so (404 page).
+
+The UI substitutes ``{DAG_ID}``, ``{RUN_ID}``, ``{TASK_ID}`` and ``{MAP_INDEX}`` in the
+``href`` of non-nav views (URL-encoded). Hrefs are relative, without a leading slash, so
+they resolve against the UI's base URL (``[api] base_url``).
+
+Importing this module does no work: no settings, no database, no Airflow API modules;
+it is imported by every Airflow process, tasks included.
 """
 
 from __future__ import annotations
@@ -13,13 +22,13 @@ from airflow.plugins_manager import AirflowPlugin
 
 from runway_mlops.ui.reports_app import create_app
 
-PREFIX = "/runway"
+URL_PREFIX = "/runway"
 
 
 class RunwayReportsPlugin(AirflowPlugin):
     name = "runway_reports"
     fastapi_apps = [
-        {"app": create_app(), "url_prefix": PREFIX, "name": "Runway validation reports"}
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Runway validation reports"}
     ]
     external_views = [
         {
@@ -31,7 +40,7 @@ class RunwayReportsPlugin(AirflowPlugin):
         },
         {
             "name": "Validation report",
-            "href": "runway/reports/run?dag_id={DAG_ID}&run_id={RUN_ID}",
+            "href": "runway/reports/run?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}",
             "destination": "task_instance",
             "url_route": "runway-validation-report",
         },

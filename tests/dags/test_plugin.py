@@ -1,37 +1,127 @@
-"""The Airflow plugin: registers the reports app and its views, and loads in Airflow."""
+"""The Airflow plugin: registers the reports app and its views, loads in Airflow, does no work."""
 
 from __future__ import annotations
 
+import re
 import runpy
+import subprocess
+import sys
+import textwrap
+from urllib.parse import urlsplit
+
+import pytest
 
 from tests.conftest import ROOT
 
+PLUGIN = ROOT / "plugins" / "runway_reports.py"
+#: What the Airflow 3.3 UI substitutes in the href of a non-nav external view.
+UI_PLACEHOLDERS = {"DAG_ID", "RUN_ID", "TASK_ID", "MAP_INDEX"}
 
-def test_plugin_registers_app_and_views() -> None:
-    namespace = runpy.run_path(str(ROOT / "plugins" / "runway_reports.py"))
-    plugin = namespace["RunwayReportsPlugin"]
+
+@pytest.fixture(scope="module")
+def plugin():
+    return runpy.run_path(str(PLUGIN))["RunwayReportsPlugin"]
+
+
+def test_plugin_mounts_the_reports_app_under_runway(plugin) -> None:
     (app,) = plugin.fastapi_apps
-    assert app["url_prefix"] == "/runway"
+    assert plugin.name == "runway_reports"
+    assert app["url_prefix"] == "/runway" and app["name"]
     routes = {route.path for route in app["app"].routes}
     assert {"/reports/", "/reports/run", "/reports/files/{relative:path}"} <= routes
+
+
+def test_views_are_in_browse_and_on_task_instances(plugin) -> None:
     views = {view["destination"]: view for view in plugin.external_views}
-    assert views["nav"]["href"] == "runway/reports/"
-    assert "{DAG_ID}" in views["task_instance"]["href"]
-    assert "{RUN_ID}" in views["task_instance"]["href"]
+    assert set(views) == {"nav", "task_instance"}
+    nav, task_instance = views["nav"], views["task_instance"]
+    assert nav["name"] == "Validation reports" and nav["category"] == "browse"
+    assert nav["href"] == "runway/reports/"
+    assert task_instance["name"] == "Validation report"
+    href = urlsplit(task_instance["href"])
+    assert href.path == "runway/reports/run"
+    assert "dag_id={DAG_ID}" in href.query and "run_id={RUN_ID}" in href.query
+    routes = {route.path for route in plugin.fastapi_apps[0]["app"].routes}
+    for view in plugin.external_views:
+        # Relative to the UI's base URL, so a deployment under a sub-path works; an
+        # url_route makes the UI show the page in an iframe instead of a new tab.
+        assert not view["href"].startswith(("/", "http")), view
+        assert set(re.findall(r"{(\w+)}", view["href"])) <= UI_PLACEHOLDERS, view
+        assert re.fullmatch(r"[a-z0-9-]+", view["url_route"]), view
+        assert "/" + urlsplit(view["href"]).path.removeprefix("runway/") in routes, view
+    assert len({view["url_route"] for view in plugin.external_views}) == 2
 
 
-def test_airflow_plugin_manager_accepts_it(monkeypatch) -> None:
+def test_views_match_airflows_plugin_schema(plugin) -> None:
+    from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
+
+    for view in plugin.external_views:
+        parsed = ExternalViewResponse.model_validate(view)
+        assert parsed.destination == view["destination"]
+
+
+def test_airflow_plugin_manager_loads_it(monkeypatch) -> None:
     from airflow import plugins_manager
 
     monkeypatch.setattr(plugins_manager.settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
-    plugins_manager._get_plugins.cache_clear()
-    plugins_manager.get_fastapi_plugins.cache_clear()
+    caches = (
+        plugins_manager._get_plugins,
+        plugins_manager.get_fastapi_plugins,
+        plugins_manager._get_ui_plugins,
+    )
+    for cache in caches:
+        cache.cache_clear()
     try:
-        apps, _ = plugins_manager.get_fastapi_plugins()
         plugins, import_errors = plugins_manager._get_plugins()
+        apps, _ = plugins_manager.get_fastapi_plugins()
+        external_views, _ = plugins_manager._get_ui_plugins()
     finally:
-        plugins_manager._get_plugins.cache_clear()
-        plugins_manager.get_fastapi_plugins.cache_clear()
+        for cache in caches:
+            cache.cache_clear()
     assert import_errors == {}
     assert "runway_reports" in {p.name for p in plugins}
     assert [a["url_prefix"] for a in apps] == ["/runway"]
+    assert {v["url_route"] for v in external_views} == {
+        "runway-validation-reports",
+        "runway-validation-report",
+    }
+
+
+def test_importing_the_plugin_does_no_work(tmp_path) -> None:
+    """Every Airflow process imports plugins (each task, for macros): it must stay cheap.
+
+    A fresh interpreter imports the plugin with no readable settings and a listener on
+    every database connection: nothing may connect, and Airflow's API server modules
+    (imported only when a request arrives) must not be loaded.
+    """
+    script = textwrap.dedent(
+        f"""
+        import runpy, sys
+        import sqlalchemy as sa
+
+        connections = []
+        sa.event.listen(sa.pool.Pool, "connect", lambda *a: connections.append(a))
+        namespace = runpy.run_path({str(PLUGIN)!r})
+        assert namespace["RunwayReportsPlugin"].fastapi_apps
+        from runway_mlops import catalog
+        assert connections == [], "the plugin opened a database connection at import"
+        assert catalog._engines == {{}}, "the plugin touched the Runway catalog at import"
+        heavy = [m for m in ("airflow.api_fastapi.core_api.security", "airflow.models.dag")
+                 if m in sys.modules]
+        assert not heavy, f"imported at plugin import: {{heavy}}"
+        print("ok")
+        """
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        # Settings cannot be read at all: a plugin that loads them at import fails.
+        "RUNWAY_CONFIG_DIR": str(tmp_path / "no-config-here"),
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")

@@ -1,155 +1,334 @@
 """Validation reports inside the Airflow UI: a FastAPI app mounted by the Airflow plugin.
 
-Routes (under the plugin's prefix, ``/runway``):
+The validate stage writes one report folder per pipeline and day,
+``<reports_dir>/validation/<pipeline>/ds=<day>/`` (a summary ``index.html`` plus the Great
+Expectations Data Docs), and one catalog record per dataset. The plugin
+(``plugins/runway_reports.py``) mounts this app in Airflow's API server under ``/runway``:
 
-* ``/reports/`` — every validated day, newest first, with each dataset's outcome;
-* ``/reports/run?dag_id=...&run_id=...`` — the report of one DAG run (the link on each
-  ``validate_raw`` task instance);
-* ``/reports/files/<pipeline>/ds=<day>/...`` — the report pages themselves.
+* ``/reports/`` — every validated day, newest first, with each dataset's outcome
+  (from the catalog; report folders the catalog does not know are listed too);
+* ``/reports/run?dag_id=...&run_id=...`` — the report of one DAG run: a redirect to its
+  files, or a 404 page saying no report was recorded for that run (the target of the
+  *Validation report* tab on task instances);
+* ``/reports/files/<pipeline>/ds=<day>/<file>`` — the report files themselves; a path that
+  resolves outside the reports folder (``..``, absolute, encoded, symlinked) is a 404.
 
-Airflow gives plugin apps no authentication, so every route depends on Airflow's own
-``get_user`` (the UI's ``_token`` cookie or an ``Authorization: Bearer`` JWT, checked by
-the configured auth manager) and asks the auth manager whether that user may read DAG
-runs. File paths are resolved and must stay inside the reports folder.
+Airflow mounts plugin apps without any authentication, so every route depends on
+:func:`airflow_user`, which is Airflow's own ``get_user``: the JWT from an
+``Authorization: Bearer`` header, else from the ``_token`` cookie the UI's login sets
+(and that the browser sends with the iframe of an external view), validated by the
+configured auth manager. Authorisation asks the same auth manager whether the user may
+read the runs of the DAG that wrote the report.
 """
 
-# No ``from __future__ import annotations``: FastAPI must see the real ``Annotated``
-# dependencies, which refer to closures defined inside create_app().
+# No ``from __future__ import annotations``: FastAPI reads the real ``Annotated``
+# dependency types of the route functions below.
+import datetime as dt
 import html
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runway_mlops.config import PlatformSettings, load_settings
+
+#: ``<pipeline>/ds=<YYYY-MM-DD>/<file>``: the only shape of path the files route serves.
+_REPORT_FILE = re.compile(r"^(?P<pipeline>[^/]+)/ds=(?P<day>\d{4}-\d{2}-\d{2})/(?P<rest>.+)$")
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1a202c}
 table{border-collapse:collapse}th,td{border:1px solid #cbd5e0;padding:.3rem .6rem;text-align:left}
 th{background:#edf2f7}.passed{color:#276749}.warned{color:#975a16}.blocked{color:#c53030}
+.muted{color:#718096}
 """
 
+# Same configuration as Airflow's own ``bearer_scheme``: a missing or non-Bearer
+# Authorization header is not an error here, the cookie is tried next.
+_bearer = HTTPBearer(auto_error=False)
 
-def _require_reader(dag_id_param: bool = False) -> Callable[..., Any]:
-    """A dependency: a logged-in Airflow user allowed to read DAG runs."""
+
+class NotLoggedIn(HTTPException):
+    """Airflow refused the request's credentials: none, expired or invalid."""
+
+
+async def airflow_user(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Any:
+    """The Airflow user of this request, authenticated exactly as Airflow's REST API does.
+
+    Delegates to ``airflow.api_fastapi.core_api.security.get_user``: a Bearer token wins,
+    else the ``_token`` cookie (already validated by Airflow's ``JWTRefreshMiddleware``
+    when the app runs inside the API server); the auth manager checks signature, expiry,
+    audience and revocation. Raises :class:`NotLoggedIn` (401, or 403 for an invalid
+    token, as Airflow answers) otherwise.
+    """
+    # Imported here, not at module level: the plugin module is imported by every Airflow
+    # process (each task loads plugins for its macros), and Airflow's API security module
+    # pulls in most of the API server (~3 s). Only the API server ever gets here.
+    from airflow.api_fastapi.core_api.security import get_user
+
+    try:
+        # Arguments: the request, the OAuth2 form token (documentation only, unused) and
+        # the Bearer credentials, as FastAPI would resolve them for Airflow's own routes.
+        return await get_user(request, None, bearer)
+    except HTTPException as exc:
+        raise NotLoggedIn(exc.status_code, exc.detail) from exc
+
+
+UserDep = Annotated[Any, Depends(airflow_user)]
+
+
+def may_read_runs(user: Any, dag_id: str | None) -> bool:
+    """Whether the auth manager lets ``user`` read the runs of ``dag_id``.
+
+    The same question, asked the same way (the DAG's team included), as Airflow's
+    ``requires_access_dag("GET", DagAccessEntity.RUN)`` on ``/api/v2/dags/{dag_id}/dagRuns``.
+    ``dag_id=None`` (a report written outside Airflow, e.g. by ``runway run validate``)
+    asks about DAG runs in general.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import (
         DagAccessEntity,
         DagDetails,
     )
-    from airflow.api_fastapi.core_api.security import get_user
+    from airflow.models.dag import DagModel
 
-    def check(request: Request, user: Annotated[Any, Depends(get_user)]) -> Any:
-        from airflow.api_fastapi.app import get_auth_manager
-
-        dag_id = request.query_params.get("dag_id") if dag_id_param else None
-        allowed = get_auth_manager().is_authorized_dag(
-            method="GET",
-            access_entity=DagAccessEntity.RUN,
-            details=DagDetails(id=dag_id),
-            user=user,
-        )
-        if not allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "not allowed to read DAG runs")
-        return user
-
-    return check
-
-
-def safe_path(root: Path, relative: str) -> Path:
-    """``root / relative`` if it resolves inside ``root`` (symlinks included), else 404."""
-    base = root.resolve()
-    if "\x00" in relative or relative.startswith(("/", "\\")):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such report file")
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base) or not target.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such report file")
-    return target
-
-
-def _page(title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    team_name = DagModel.get_team_name(dag_id) if dag_id else None
+    return get_auth_manager().is_authorized_dag(
+        method="GET",
+        access_entity=DagAccessEntity.RUN,
+        details=DagDetails(id=dag_id, team_name=team_name),
+        user=user,
     )
 
 
+def safe_path(root: Path, relative: str) -> Path:
+    """``root / relative`` if it is a file inside ``root`` once resolved, else a 404.
+
+    Symlinks are resolved before the check, so a link pointing out of the folder is
+    refused like ``..``; absolute paths and NUL bytes never get that far.
+    """
+    if not relative or "\x00" in relative or relative.startswith(("/", "\\")):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file.")
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base) or not target.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file.")
+    return target
+
+
+@dataclass
+class _Day:
+    """One row of the index: a pipeline's report folder for one day."""
+
+    pipeline: str
+    ds: dt.date
+    link: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    outcomes: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>",
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _requested_path(request: Request) -> str:
+    """The path and query of this request (mount prefix and base URL included)."""
+    path = quote(request.url.path, safe="/:@!$&'()*+,;=-._~")
+    return f"{path}?{request.url.query}" if request.url.query else path
+
+
+async def _not_logged_in(request: Request, exc: Exception) -> Response:
+    """A page with a link to Airflow's login that comes back here; never the report."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    code = exc.status_code if isinstance(exc, HTTPException) else status.HTTP_401_UNAUTHORIZED
+    detail = exc.detail if isinstance(exc, HTTPException) else "Not authenticated"
+    login = get_auth_manager().get_url_login(next_url=_requested_path(request))
+    return _page(
+        "Log in to Airflow first",
+        f"<p>{html.escape(str(detail))}. These pages are shown to logged-in Airflow users "
+        f"only: <a href='{html.escape(login)}'>log in</a> and you will come back here.</p>",
+        code,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Errors as small HTML pages: they are shown inside the Airflow UI's iframe."""
+    code = getattr(exc, "status_code", status.HTTP_500_INTERNAL_SERVER_ERROR)
+    detail = getattr(exc, "detail", "Error")
+    titles = {403: "Not allowed", 404: "Not found"}
+    return _page(
+        titles.get(code, f"Error {code}"),
+        f"<p>{html.escape(str(detail))}</p><p><a href='{_index_href(request)}'>"
+        "All validation reports</a></p>",
+        code,
+    )
+
+
+def _index_href(request: Request) -> str:
+    """A link to the index that works from any route of this app (relative, no host)."""
+    mount = request.scope.get("root_path", "").rstrip("/")
+    return html.escape(f"{mount}/reports/")
+
+
 def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) -> FastAPI:
-    app = FastAPI(title="Runway validation reports", docs_url=None, redoc_url=None)
-    reader = _require_reader()
-    run_reader = _require_reader(dag_id_param=True)
+    """The reports app. Creating it reads nothing: settings are loaded on each request."""
+    app = FastAPI(
+        title="Runway validation reports",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_exception_handler(NotLoggedIn, _not_logged_in)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
-    def reports_root() -> Path:
-        return settings_loader().reports_dir / "validation"
+    def file_link(report_path: str | None, root: Path) -> str | None:
+        """``files/<pipeline>/ds=<day>/index.html`` for a recorded report that still exists."""
+        if not report_path:
+            return None
+        path = Path(report_path).resolve()
+        if not path.is_relative_to(root.resolve()) or not path.is_file():
+            return None
+        return "files/" + quote(path.relative_to(root.resolve()).as_posix(), safe="/=")
 
-    def relative_link(record: Any) -> str | None:
-        if not record.report_path:
-            return None
-        try:
-            rel = Path(record.report_path).resolve().relative_to(reports_root().resolve())
-        except ValueError:
-            return None
-        return f"files/{rel.as_posix()}"
+    def days_on_disk(root: Path) -> Iterable[_Day]:
+        for index in root.glob("*/ds=*/index.html"):
+            match = _REPORT_FILE.match(index.relative_to(root).as_posix())
+            try:
+                ds = dt.date.fromisoformat(match["day"]) if match else None
+            except ValueError:
+                ds = None
+            if match and ds:
+                yield _Day(match["pipeline"], ds, link=file_link(str(index), root))
 
     @app.get("/reports/", response_class=HTMLResponse)
-    def index(user: Annotated[Any, Depends(reader)]) -> HTMLResponse:
+    def index(user: UserDep) -> HTMLResponse:
+        """Every validated day the user may see, newest first."""
         from runway_mlops import catalog
 
         settings = settings_loader()
-        records = catalog.list_validations(settings.database_url)
-        days: dict[tuple[str, Any], list[Any]] = {}
-        for record in records:
-            days.setdefault((record.pipeline, record.ds), []).append(record)
-        if not days:
-            return _page("Validation reports", "<p>No validation has run yet.</p>")
-        rows = []
-        for (pipeline, ds), group in sorted(days.items(), key=lambda kv: kv[0][1], reverse=True):
-            link = relative_link(group[0])
-            outcomes = ", ".join(
-                f"<span class='{r.outcome}'>{html.escape(r.dataset)}: {r.outcome}</span>"
-                for r in group
+        root = settings.reports_dir / "validation"
+        days: dict[tuple[str, dt.date], _Day] = {}
+        for record in catalog.list_validations(settings.database_url):
+            day = days.setdefault(
+                (record.pipeline, record.ds),
+                _Day(record.pipeline, record.ds, dag_id=record.dag_id, run_id=record.run_id),
             )
-            cell = f"<a href='{html.escape(link)}'>{ds}</a>" if link else str(ds)
+            day.link = day.link or file_link(record.report_path, root)
+            day.outcomes.append((record.dataset, record.outcome))
+        for day in days_on_disk(root):
+            days.setdefault((day.pipeline, day.ds), day)
+
+        allowed: dict[str | None, bool] = {}
+        rows = []
+        for day in sorted(days.values(), key=lambda d: (d.ds, d.pipeline), reverse=True):
+            if day.dag_id not in allowed:
+                allowed[day.dag_id] = may_read_runs(user, day.dag_id)
+            if not allowed[day.dag_id]:
+                continue
+            cell = f"<a href='{html.escape(day.link)}'>{day.ds}</a>" if day.link else str(day.ds)
+            outcomes = (
+                ", ".join(
+                    f"<span class='{html.escape(outcome)}'>{html.escape(dataset)}: "
+                    f"{html.escape(outcome)}</span>"
+                    for dataset, outcome in day.outcomes
+                )
+                or "<span class='muted'>not in the catalog</span>"
+            )
+            run = " / ".join(html.escape(x) for x in (day.dag_id, day.run_id) if x)
             rows.append(
-                f"<tr><td>{html.escape(pipeline)}</td><td>{cell}</td><td>{outcomes}</td>"
-                f"<td>{html.escape(group[0].run_id or '')}</td></tr>"
+                f"<tr><td>{html.escape(day.pipeline)}</td><td>{cell}</td><td>{outcomes}</td>"
+                f"<td>{run}</td></tr>"
+            )
+        if not rows:
+            return _page(
+                "Validation reports",
+                "<p>No validation report yet (or none of a DAG you may read). Reports appear "
+                "here once a pipeline's <code>validate_raw</code> task has run.</p>",
             )
         return _page(
             "Validation reports",
-            "<table><tr><th>pipeline</th><th>day</th><th>datasets</th><th>last run</th></tr>"
+            "<table><tr><th>pipeline</th><th>day</th><th>datasets</th><th>DAG run</th></tr>"
             + "".join(rows)
             + "</table>",
         )
 
     @app.get("/reports/run", response_model=None)
     def for_run(
-        dag_id: str, run_id: str, user: Annotated[Any, Depends(run_reader)]
-    ) -> RedirectResponse | HTMLResponse:
+        user: UserDep,
+        dag_id: Annotated[str, Query(min_length=1)],
+        run_id: Annotated[str, Query(min_length=1)],
+        task_id: str | None = None,
+    ) -> Response:
+        """The report written by this DAG run, or a 404 page saying there is none."""
         from runway_mlops import catalog
 
+        if not may_read_runs(user, dag_id):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"You may not read runs of {dag_id}.")
         settings = settings_loader()
+        root = settings.reports_dir / "validation"
         records = [
             r
             for r in catalog.list_validations(settings.database_url, run_id=run_id)
-            if r.dag_id in (None, dag_id)
+            if r.dag_id == dag_id
         ]
-        link = relative_link(records[0]) if records else None
-        if not link:
-            return HTMLResponse(
-                _page(
-                    "No validation report",
-                    f"<p>No validation report was recorded for run "
-                    f"<code>{html.escape(run_id)}</code> of <code>{html.escape(dag_id)}</code>: "
-                    "its validate_raw task has not run yet, or a later run of the same day "
-                    "replaced it. See <a href='./'>all reports</a>.</p>",
-                ).body,
-                status_code=404,
-            )
-        return RedirectResponse(link, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+        for record in records:
+            link = file_link(record.report_path, root)
+            if link:
+                return RedirectResponse(link, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+        esc = html.escape
+        why = (
+            "its report was recorded, but the files are no longer in the reports folder"
+            if records
+            else "the run's <code>validate_raw</code> task has not finished yet, a later run "
+            "of the same day replaced the report, or this DAG does not validate data"
+        )
+        task = f" (task <code>{esc(task_id)}</code>)" if task_id else ""
+        return _page(
+            "No validation report",
+            f"<p>No validation report was recorded for run <code>{esc(run_id)}</code> of "
+            f"<code>{esc(dag_id)}</code>{task}: {why}.</p>"
+            "<p><a href='./'>All validation reports</a></p>",
+            status.HTTP_404_NOT_FOUND,
+        )
 
     @app.get("/reports/files/{relative:path}", response_model=None)
-    def report_file(relative: str, user: Annotated[Any, Depends(reader)]) -> FileResponse:
-        return FileResponse(safe_path(reports_root(), relative))
+    def report_file(relative: str, user: UserDep) -> FileResponse:
+        """One file of a report folder, if the user may read the runs that wrote it."""
+        from runway_mlops import catalog
+
+        match = _REPORT_FILE.match(relative)
+        try:
+            ds = dt.date.fromisoformat(match["day"]) if match else None
+        except ValueError:
+            ds = None
+        if match is None or ds is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file.")
+        # Authorise before looking at the disk, so a refusal says nothing about the files.
+        settings = settings_loader()
+        records = catalog.list_validations(settings.database_url, match["pipeline"], ds=ds)
+        dag_ids = {r.dag_id for r in records} or {None}
+        if not any(may_read_runs(user, dag_id) for dag_id in dag_ids):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "You may not read the DAG runs of this report."
+            )
+        path = safe_path(settings.reports_dir / "validation", relative)
+        return FileResponse(path, headers={"Cache-Control": "private, no-cache"})
 
     return app
