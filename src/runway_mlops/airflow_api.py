@@ -8,6 +8,7 @@ JWT sent as ``Authorization: Bearer``.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import httpx
@@ -71,6 +72,7 @@ class AirflowAPI:
         *,
         max_active_runs: int = 2,
         reprocess_behavior: str = "completed",
+        retry_seconds: float = 120,
     ) -> dict[str, Any]:
         body = {
             "dag_id": dag_id,
@@ -79,7 +81,19 @@ class AirflowAPI:
             "max_active_runs": max_active_runs,
             "reprocess_behavior": reprocess_behavior,
         }
-        return dict(self.request("POST", "/backfills", json=body))
+        # On SQLite (embedded defaults) Airflow refuses backfill creation with 503 while
+        # another writer holds the database; that passes within seconds, so retry.
+        deadline = time.monotonic() + retry_seconds
+        while True:
+            response = self._client.post("/api/v2/backfills", json=body)
+            if response.status_code == 503 and time.monotonic() < deadline:
+                time.sleep(2)
+                continue
+            if response.status_code >= 300:
+                raise AirflowAPIError(
+                    f"POST /api/v2/backfills answered {response.status_code}: {response.text[:500]}"
+                )
+            return dict(response.json())
 
     def backfill(self, backfill_id: int) -> dict[str, Any]:
         return dict(self.get(f"/backfills/{backfill_id}"))

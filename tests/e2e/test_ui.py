@@ -107,10 +107,12 @@ def ui_backfill(ui: Page, airflow_stack, api, flights_pipeline) -> UIBackfill:
         expect(picker).to_be_hidden()
         expect(field).to_contain_text(f"{start:%b %d, %Y %H:%M}")
 
-    # Reprocess all runs of the range, whatever ran before in this session; both at once.
+    # Missing runs only: the two days are new to this Airflow, so the dialog must create
+    # exactly two runs (a leftover run of those days would show in the dry run below).
     behaviour = dialog.get_by_role("radiogroup", name="Reprocess Behavior")
-    behaviour.get_by_text("All Runs", exact=True).click()
-    expect(behaviour.get_by_role("radio", name="All Runs")).to_be_checked()
+    behaviour.get_by_text("Missing Runs", exact=True).click()
+    expect(behaviour.get_by_role("radio", name="Missing Runs")).to_be_checked()
+    # Both days at once (the DAG allows two active runs).
     dialog.locator("input[name=max_active_runs]").fill("2")
     # The dialog's dry run, before anything is created.
     expect(dialog.get_by_text("2 runs will be triggered.")).to_be_visible()
@@ -172,7 +174,7 @@ def test_backfill_dialog_creates_one_run_per_chosen_day(ui_backfill: UIBackfill,
     backfill = ui_backfill.backfill
     assert _utc(backfill["from_date"]) == local_midnights[0]
     assert _utc(backfill["to_date"]) == local_midnights[-1]
-    assert backfill["reprocess_behavior"] == "completed"  # "All Runs" in the dialog
+    assert backfill["reprocess_behavior"] == "none"  # "Missing Runs" in the dialog
     assert backfill["max_active_runs"] == 2
     # Exactly the two days, nothing before or after them.
     assert sorted(ui_backfill.new_runs) == local_midnights
