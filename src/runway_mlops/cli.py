@@ -4,6 +4,7 @@
     runway run STAGE --pipeline NAME --date YYYY-MM-DD
     runway quarantine list [--pipeline NAME] [--date YYYY-MM-DD]
     runway up | runway demo
+    runway airflow ARGS...   (Airflow's CLI with this profile's environment)
 
 Exit status 0 on success; on failure 1 with one message saying what went wrong and
 where (no traceback unless RUNWAY_DEBUG=1).
@@ -116,6 +117,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(), pipeline=args.pipeline, start=args.date_from, end=args.date_to)
 
 
+def cmd_airflow(args: argparse.Namespace) -> int:
+    """Run Airflow's own CLI with this profile's environment (home, database, secrets)."""
+    from runway_mlops.airflow_runtime import airflow_env
+
+    settings = _settings()
+    env = airflow_env(settings)
+    binary = os.path.join(os.path.dirname(sys.executable), "airflow")
+    os.execve(binary, [binary, *args.airflow_args], env)
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runway",
@@ -151,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start Airflow on embedded defaults (Ctrl-C stops it)")
     up.set_defaults(func=cmd_up)
+
+    airflow = commands.add_parser(
+        "airflow", help="Airflow's CLI with this profile's environment, e.g. `backfill create`"
+    )
+    airflow.add_argument("airflow_args", nargs=argparse.REMAINDER, metavar="ARGS")
+    airflow.set_defaults(func=cmd_airflow)
 
     demo = commands.add_parser("demo", help="seed and backfill through the Airflow scheduler")
     demo.add_argument("--pipeline", default="flights")

@@ -54,3 +54,25 @@ def test_bad_stage_is_a_usage_error(runway_env) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["run", "train", "--pipeline", "flights", "--date", "2013-01-05"])
     assert exc.value.code == 2
+
+
+def test_airflow_subcommand_runs_airflow_with_the_profile(runway_env) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    runway = Path(sys.executable).parent / "runway"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RUNWAY_CONFIG_DIR": str(CONFIG_DIR),
+        "RUNWAY_HOME": str(runway_env / "home"),
+    }
+    done = subprocess.run(
+        [str(runway), "airflow", "config", "get-value", "core", "dags_folder"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(CONFIG_DIR.parent / "dags")
