@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     from runway_mlops.airflow_api import AirflowAPI
     from runway_mlops.airflow_runtime import admin_password, start
     from runway_mlops.config import get_pipeline, load_settings
-    from runway_mlops.demo import _wait_for_dag, follow_backfill, local_midnight
+    from runway_mlops.demo import follow_backfill, local_midnight, wait_for_dag
     from runway_mlops.seed import seed
 
     home = Path(tempfile.mkdtemp(prefix="runway-bench-"))
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     startup = time.perf_counter() - began
     try:
         with AirflowAPI(settings.airflow_url, "admin", admin_password(settings)) as api:
-            _wait_for_dag(api, "flights_features", procs, timeout=300)
+            wait_for_dag(api, "flights_features", procs, timeout=300)
             began = time.perf_counter()
             backfill = api.create_backfill(
                 "flights_features",

@@ -120,7 +120,7 @@ def airflow_stack(tmp_path_factory):
     from runway_mlops.airflow_api import AirflowAPI
     from runway_mlops.airflow_runtime import admin_password, start
     from runway_mlops.config import get_pipeline, load_settings
-    from runway_mlops.demo import _wait_for_dag
+    from runway_mlops.demo import wait_for_dag
     from runway_mlops.seed import seed
 
     home = tmp_path_factory.mktemp("stack")
@@ -143,7 +143,7 @@ def airflow_stack(tmp_path_factory):
     try:
         password = admin_password(settings)
         with AirflowAPI(settings.airflow_url, "admin", password) as api:
-            _wait_for_dag(api, "flights_features", procs, timeout=300)
+            wait_for_dag(api, "flights_features", procs, timeout=300)
         yield AirflowStack(settings, procs, password)
     finally:
         procs.stop()

@@ -136,8 +136,9 @@ def airflow_env(
     return env
 
 
-def airflow_cli(settings: PlatformSettings, env: Mapping[str, str]) -> list[str]:
-    return [str(Path(sys.executable).parent / "airflow")]
+def airflow_bin() -> str:
+    """The ``airflow`` executable of this environment."""
+    return str(Path(sys.executable).parent / "airflow")
 
 
 def migrate(settings: PlatformSettings, env: Mapping[str, str]) -> None:
@@ -146,7 +147,7 @@ def migrate(settings: PlatformSettings, env: Mapping[str, str]) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         done = subprocess.run(
-            [*airflow_cli(settings, env), "db", "migrate"],
+            [airflow_bin(), "db", "migrate"],
             env=dict(env),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -196,7 +197,7 @@ class AirflowProcesses:
         self.processes.clear()
 
 
-def _port_in_use(url: str) -> bool:
+def port_in_use(url: str) -> bool:
     import socket
 
     parts = urlsplit(url)
@@ -213,7 +214,7 @@ def start(
 ) -> AirflowProcesses:
     """Migrate the database, start the components and wait until the API answers."""
     env = airflow_env(settings)
-    if _port_in_use(settings.airflow_url):
+    if port_in_use(settings.airflow_url):
         raise AirflowStartError(
             f"something already listens on {settings.airflow_url}: stop it (is `make up` "
             "running?) or choose another address with RUNWAY_AIRFLOW_URL"
@@ -227,7 +228,7 @@ def start(
             running.logs[name] = log
             with log.open("ab") as out:
                 running.processes[name] = subprocess.Popen(
-                    [*airflow_cli(settings, env), name],
+                    [airflow_bin(), name],
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,

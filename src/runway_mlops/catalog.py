@@ -175,6 +175,10 @@ class ValidationRecord:
     run_id: str | None
 
 
+#: Quarantine scopes written by validation (ingest writes "delivery").
+VALIDATION_SCOPES = ("rows", "partition")
+
+
 def record_validation(
     url: str, record: ValidationRecord, quarantined: list[QuarantineEntry]
 ) -> None:
@@ -186,11 +190,14 @@ def record_validation(
             & (validations.c.ds == record.ds)
         )
         conn.execute(sa.delete(validations).where(day))
+        # Validation owns the "rows" and "partition" scopes; a "delivery" entry written
+        # by ingest (corrupt files kept byte for byte) is not validation's to erase.
         conn.execute(
             sa.delete(quarantine).where(
                 (quarantine.c.pipeline == record.pipeline)
                 & (quarantine.c.dataset == record.dataset)
                 & (quarantine.c.ds == record.ds)
+                & quarantine.c.scope.in_(VALIDATION_SCOPES)
             )
         )
         conn.execute(
@@ -210,20 +217,24 @@ def record_validation(
             )
         )
         for entry in quarantined:
-            conn.execute(
-                sa.insert(quarantine).values(
-                    pipeline=entry.pipeline,
-                    dataset=entry.dataset,
-                    ds=entry.ds,
-                    scope=entry.scope,
-                    rows=entry.rows,
-                    reasons=json.dumps(entry.reasons, sort_keys=True),
-                    path=entry.path,
-                    validation_id=entry.validation_id,
-                    run_id=entry.run_id,
-                    recorded_at=_now(),
-                )
-            )
+            _insert_quarantine(conn, entry)
+
+
+def _insert_quarantine(conn: sa.Connection, entry: QuarantineEntry) -> None:
+    conn.execute(
+        sa.insert(quarantine).values(
+            pipeline=entry.pipeline,
+            dataset=entry.dataset,
+            ds=entry.ds,
+            scope=entry.scope,
+            rows=entry.rows,
+            reasons=json.dumps(entry.reasons, sort_keys=True),
+            path=entry.path,
+            validation_id=entry.validation_id,
+            run_id=entry.run_id,
+            recorded_at=_now(),
+        )
+    )
 
 
 def record_quarantine(url: str, entry: QuarantineEntry) -> None:
@@ -237,20 +248,7 @@ def record_quarantine(url: str, entry: QuarantineEntry) -> None:
                 & (quarantine.c.scope == entry.scope)
             )
         )
-        conn.execute(
-            sa.insert(quarantine).values(
-                pipeline=entry.pipeline,
-                dataset=entry.dataset,
-                ds=entry.ds,
-                scope=entry.scope,
-                rows=entry.rows,
-                reasons=json.dumps(entry.reasons, sort_keys=True),
-                path=entry.path,
-                validation_id=entry.validation_id,
-                run_id=entry.run_id,
-                recorded_at=_now(),
-            )
-        )
+        _insert_quarantine(conn, entry)
 
 
 def list_quarantine(

@@ -119,11 +119,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_airflow(args: argparse.Namespace) -> int:
     """Run Airflow's own CLI with this profile's environment (home, database, secrets)."""
-    from runway_mlops.airflow_runtime import airflow_env
+    from runway_mlops.airflow_runtime import airflow_bin, airflow_env
 
     settings = _settings()
     env = airflow_env(settings)
-    binary = os.path.join(os.path.dirname(sys.executable), "airflow")
+    binary = airflow_bin()
     os.execve(binary, [binary, *args.airflow_args], env)
     return 0  # not reached
 

@@ -16,16 +16,15 @@ import time
 from collections import Counter
 from typing import Any
 
-from runway_mlops import catalog
+from runway_mlops import airflow_runtime, catalog
 from runway_mlops.airflow_api import AirflowAPI
 from runway_mlops.airflow_runtime import (
     ADMIN_USER,
     AirflowProcesses,
     AirflowStartError,
-    _port_in_use,
     admin_password,
     passwords_file,
-    start,
+    port_in_use,
 )
 from runway_mlops.config import PipelineConfig, PlatformSettings, get_pipeline, parse_date
 from runway_mlops.seed import seed
@@ -37,7 +36,7 @@ def local_midnight(day: dt.date, pipeline: PipelineConfig) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=pipeline.zone)
 
 
-def _wait_for_dag(
+def wait_for_dag(
     api: AirflowAPI, dag_id: str, procs: AirflowProcesses | None, timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
@@ -177,15 +176,15 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
     print(f"    {summary.days} days into {summary.target}", flush=True)
 
     procs: AirflowProcesses | None = None
-    if _port_in_use(settings.airflow_url):
+    if port_in_use(settings.airflow_url):
         print(f"2/4 using the Airflow already running at {settings.airflow_url}", flush=True)
     else:
         print(f"2/4 starting Airflow in {settings.airflow_home}", flush=True)
-        procs = start_airflow(settings)
+        procs = airflow_runtime.start(settings)  # `start` is the first day here
     try:
         with AirflowAPI(settings.airflow_url, ADMIN_USER, admin_password(settings)) as api:
             dag_id = f"{config.name}_features"
-            _wait_for_dag(api, dag_id, procs, timeout=300)
+            wait_for_dag(api, dag_id, procs, timeout=300)
             print(
                 f"3/4 backfilling {dag_id} for {len(days)} days (REST: POST /api/v2/backfills)",
                 flush=True,
@@ -206,7 +205,3 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
     print(summarize(settings, config, runs, time.monotonic() - began), flush=True)
     failed = [day for day, run in runs.items() if run["state"] != "success"]
     return 1 if failed else 0
-
-
-def start_airflow(settings: PlatformSettings) -> AirflowProcesses:
-    return start(settings)

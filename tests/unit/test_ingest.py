@@ -56,7 +56,7 @@ def test_truncated_file_goes_to_quarantine_and_other_datasets_proceed(
     assert lake.exists("raw", "flights", "flights", DAY)
     assert not lake.exists("raw", "flights", "weather", DAY)
     kept = (
-        lake.partition_dir("quarantine", "flights", "weather", DAY)
+        lake.partition_dir("quarantine", "flights", "weather.delivery", DAY)
         / "source-files"
         / "weather"
         / f"ds={DAY}"
@@ -65,3 +65,25 @@ def test_truncated_file_goes_to_quarantine_and_other_datasets_proceed(
     assert kept.read_bytes() == data[: len(data) // 2]
     [entry] = catalog.list_quarantine(settings.database_url, "flights")
     assert (entry.dataset, entry.scope, entry.ds) == ("weather", "delivery", DAY)
+
+
+def test_good_redelivery_keeps_the_corrupt_one_in_quarantine(settings, flights_pipeline) -> None:
+    """Validating the re-delivered day records its own quarantine beside the old one."""
+    from runway_mlops.stages.validate import validate
+
+    seed(settings, flights_pipeline, "files", DAY, DAY)
+    path = f"{settings.landing_uri}/weather/ds={DAY}/weather.csv"
+    good = open(path, "rb").read()
+    open(path, "wb").write(good[: len(good) // 2])
+    with pytest.raises(SourceDataError):
+        ingest(settings, flights_pipeline, DAY, run_id="r1")
+    open(path, "wb").write(good)
+    ingest(settings, flights_pipeline, DAY, run_id="r2")
+    validate(settings, flights_pipeline, DAY, run_id="r2")
+    entries = {
+        (e.dataset, e.scope) for e in catalog.list_quarantine(settings.database_url, "flights", DAY)
+    }
+    assert ("weather", "delivery") in entries  # validation did not erase it
+    assert ("flights", "rows") in entries  # unknown airports, from validation
+    kept = Lake(settings.lake_dir).partition_dir("quarantine", "flights", "weather.delivery", DAY)
+    assert (kept / "reason.json").exists()

@@ -31,6 +31,15 @@ class IngestResult:
     paths: dict[str, str] = field(default_factory=dict)
 
 
+def delivery_folder(dataset: str) -> str:
+    """The quarantine folder name of a corrupt delivery of ``dataset``.
+
+    Kept apart from the folder validation quarantines rows or days into, so a later
+    good delivery and its validation never overwrite the corrupt bytes.
+    """
+    return f"{dataset}.delivery"
+
+
 def _quarantine_delivery(
     settings: PlatformSettings,
     pipeline: PipelineConfig,
@@ -42,7 +51,8 @@ def _quarantine_delivery(
     lake = Lake(settings.lake_dir)
     reason = str(error)
     manifest: dict[str, Any] = {"scope": "delivery", "reason": reason, "run_id": run_id}
-    with lake.publish("quarantine", pipeline.name, dataset, ds, manifest) as folder:
+    folder_name = delivery_folder(dataset)
+    with lake.publish("quarantine", pipeline.name, folder_name, ds, manifest) as folder:
         for key, data in error.files.items():
             target = folder / "source-files" / key
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +67,7 @@ def _quarantine_delivery(
             scope="delivery",
             rows=0,
             reasons={reason: 0},
-            path=str(lake.partition_dir("quarantine", pipeline.name, dataset, ds)),
+            path=str(lake.partition_dir("quarantine", pipeline.name, folder_name, ds)),
             validation_id=None,
             run_id=run_id,
         ),
