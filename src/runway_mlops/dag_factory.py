@@ -37,7 +37,7 @@ def feature_asset(pipeline_name: str) -> Asset:
     )
 
 
-def _doc(pipeline: PipelineConfig, settings: PlatformSettings) -> str:
+def _doc(pipeline: PipelineConfig) -> str:
     datasets = ", ".join(f"`{name}` ({d.kind})" for name, d in pipeline.datasets.items())
     return textwrap.dedent(
         f"""\
@@ -91,7 +91,7 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
     with DAG(
         dag_id=f"{pipeline.name}_features",
         description=f"{pipeline.name}: ingest, validate and build features for one interval",
-        doc_md=_doc(pipeline, settings),
+        doc_md=_doc(pipeline),
         schedule=CronDataIntervalTimetable(_cron(pipeline.cadence), timezone=zone),
         start_date=start,
         end_date=end,
