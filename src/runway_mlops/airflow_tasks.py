@@ -89,3 +89,184 @@ def feature_event_extra(pipeline_name: str, data_interval_start: Any) -> dict[st
         "rows": manifest.get("rows"),
         "path": str(lake.partition_dir("features", pipeline.name, pipeline.features.entity, ds)),
     }
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def _train_context(context: dict[str, Any]) -> Any:
+    from runway_mlops.stages.train import RunContext
+
+    dag_run = context.get("dag_run")
+    run_type = getattr(dag_run, "run_type", None)
+    params = context.get("params") or {}
+    return RunContext(
+        dag_id=context["dag"].dag_id if context.get("dag") else None,
+        run_id=context.get("run_id"),
+        run_type=str(getattr(run_type, "value", run_type)) if run_type else None,
+        reason=(params.get("reason") or None),
+    )
+
+
+def training_window_end(pipeline: Any, context: dict[str, Any]) -> dt.date:
+    """The last day a training run may use, from (in order) the ``window_end`` param, the
+    features the triggering Asset events announced, or the run's data interval."""
+    from runway_mlops.config import parse_date
+
+    params = context.get("params") or {}
+    if params.get("window_end"):
+        return parse_date(str(params["window_end"]), "window_end param")
+    events = context.get("triggering_asset_events") or {}
+    days = [
+        dt.date.fromisoformat(str(event.extra["ds"]))
+        for asset_events in events.values()
+        for event in asset_events
+        if getattr(event, "extra", None) and event.extra.get("ds")
+    ]
+    if days:
+        return max(days)
+    end = context.get("data_interval_end")
+    if end is None:
+        raise ValueError("no window_end param, Asset event or data interval to train up to")
+    return partition_day(end - dt.timedelta(microseconds=1), pipeline.timezone)
+
+
+def build_training_set(pipeline_name: str, **context: Any) -> dict[str, Any]:
+    """Assemble the window's training set (Airflow task ``build_training_set``)."""
+    from runway_mlops.stages.train import prepare_training_set, training_window
+
+    settings, pipeline = _load(pipeline_name)
+    params = context.get("params") or {}
+
+    def run() -> Any:
+        end = training_window_end(pipeline, context)
+        window = training_window(pipeline, end=end, days=params.get("window_days") or None)
+        return prepare_training_set(settings, pipeline, window)
+
+    training_set = _run_stage(run)
+    print(
+        f"training set {training_set.path}: rows {training_set.lineage['rows']}, "
+        f"skipped days {training_set.lineage['skipped_days'] or 'none'}"
+    )
+    return {
+        "training_set": str(training_set.path),
+        "window": training_set.window.as_dict(),
+        "rows": training_set.lineage["rows"],
+    }
+
+
+def plan_candidates(
+    pipeline_name: str, training: dict[str, Any], **context: Any
+) -> list[dict[str, Any]]:
+    """One ``op_kwargs`` per grid point for the mapped ``train_candidate`` task."""
+    from runway_mlops.training.model import candidates
+
+    _, pipeline = _load(pipeline_name)
+    params = context.get("params") or {}
+    found = _run_stage(
+        lambda: candidates(
+            pipeline.training,
+            params.get("hyperparameters") or {},
+            tune=bool(params.get("tune", True)),
+        )
+    )
+    return [
+        {
+            "pipeline_name": pipeline_name,
+            "training_set": training["training_set"],
+            "candidate": c.as_dict(),
+        }
+        for c in found
+    ]
+
+
+def train_candidate(
+    pipeline_name: str, training_set: str, candidate: dict[str, Any], **context: Any
+) -> dict[str, Any]:
+    """Train and log one candidate (mapped Airflow task ``train_candidate``)."""
+    from runway_mlops.stages import train
+    from runway_mlops.training.model import Candidate
+
+    settings, pipeline = _load(pipeline_name)
+    result = _run_stage(
+        lambda: train.train_candidate(
+            settings,
+            pipeline,
+            training_set,
+            Candidate.from_dict(candidate),
+            _train_context(context),
+        )
+    )
+    print(
+        f"candidate {candidate['index']}: validation ROC AUC {result['validation']['roc_auc']:.4f}, "
+        f"MLflow run {result['mlflow_run_id']}"
+    )
+    return result
+
+
+def select_best(pipeline_name: str, results: Any, **context: Any) -> dict[str, Any]:
+    from runway_mlops.stages.train import select_best as pick
+
+    best = _run_stage(lambda: pick(list(results)))
+    print(
+        f"best of {best['candidates']}: candidate {best['candidate']['index']} "
+        f"(validation ROC AUC {best['validation']['roc_auc']:.4f})"
+    )
+    return best
+
+
+def evaluate_gates(pipeline_name: str, best: dict[str, Any], **context: Any) -> dict[str, Any]:
+    """Run the gates and record the decision; a blocking rejection fails the task."""
+    from runway_mlops.stages import train
+
+    settings, pipeline = _load(pipeline_name)
+    params = context.get("params") or {}
+    result = _run_stage(
+        lambda: train.evaluate_gates(
+            settings, pipeline, best, _train_context(context), mode=params.get("gate_mode") or None
+        )
+    )
+    print(f"gate decision {result['decision_id']}: {result['summary']}")
+    return result
+
+
+def register_challenger(
+    pipeline_name: str, evaluation: dict[str, Any], **context: Any
+) -> dict[str, Any]:
+    from runway_mlops.stages import train
+
+    settings, pipeline = _load(pipeline_name)
+    result = _run_stage(
+        lambda: train.register_challenger(settings, pipeline, evaluation, _train_context(context))
+    )
+    print(f"registered {pipeline.model_name} v{result['model_version']} as challenger")
+    return result
+
+
+def promote_champion(
+    pipeline_name: str, registered: dict[str, Any], **context: Any
+) -> dict[str, Any]:
+    """Promote the challenger; skipped (with the reason) on a backfill run."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from runway_mlops.errors import PromotionRefusedError
+    from runway_mlops.stages import train
+
+    settings, pipeline = _load(pipeline_name)
+    approved_by = None
+    if pipeline.promotion.policy == "manual":
+        approval = context["ti"].xcom_pull(task_ids="approve_promotion") or {}
+        user = approval.get("responded_by_user") or {}
+        if "Approve" in (approval.get("chosen_options") or []):
+            approved_by = str(user.get("name") or user.get("id") or "unknown user")
+    try:
+        result = train.promote_champion(
+            settings, pipeline, registered, _train_context(context), approved_by=approved_by
+        )
+    except PromotionRefusedError as exc:
+        raise AirflowSkipException(f"promotion refused: {exc}") from exc
+    print(
+        f"{pipeline.model_name} champion is now v{result['champion']} "
+        f"(previous: {result['previous_champion'] or 'none'}, by {result['promoted_by']})"
+    )
+    return result

@@ -1,4 +1,5 @@
-"""The platform database: what each stage wrote, validation results and quarantine.
+"""The platform database: what each stage wrote, validation results, quarantine, gate
+decisions and model events (registration, promotion, approval).
 
 SQLite on embedded defaults, PostgreSQL in production (``database_url`` in the platform
 settings). Each write replaces the rows of its (pipeline, dataset, day) in one
@@ -63,6 +64,42 @@ quarantine = sa.Table(
     sa.Column("reasons", sa.Text, nullable=False),  # JSON: reason -> row count
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("validation_id", sa.String(64)),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+gate_decisions = sa.Table(
+    "runway_gate_decisions",
+    metadata,
+    sa.Column("decision_id", sa.String(64), primary_key=True),
+    sa.Column("pipeline", sa.String(128), nullable=False, index=True),
+    sa.Column("model_name", sa.String(250), nullable=False),
+    sa.Column("model_version", sa.String(32)),  # set once a passing model is registered
+    sa.Column("mlflow_run_id", sa.String(64), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # enforce | dry_run
+    sa.Column("decision", sa.String(16), nullable=False),  # passed | rejected
+    sa.Column("blocking", sa.Boolean, nullable=False),
+    sa.Column("checks", sa.Text, nullable=False),  # JSON list: name, value, threshold, verdict
+    sa.Column("inputs", sa.Text, nullable=False),  # JSON: window, rows, champion, params
+    sa.Column("dag_id", sa.String(250)),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+model_events = sa.Table(
+    "runway_model_events",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline", sa.String(128), nullable=False, index=True),
+    sa.Column("model_name", sa.String(250), nullable=False),
+    sa.Column("model_version", sa.String(32)),
+    # registered | challenger | promoted | approval_requested | approved | rejected |
+    # promotion_refused | rolled_back
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(250)),  # "policy:auto", a user name, "policy:rollback"
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=False),  # JSON
+    sa.Column("dag_id", sa.String(250)),
     sa.Column("run_id", sa.String(250)),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -329,3 +366,156 @@ def list_partitions(
             row["details"] = json.loads(row["details"])
             out.append(row)
         return out
+
+
+# ---------------------------------------------------------------- gates and model events
+
+
+@dataclass(frozen=True)
+class GateDecisionRecord:
+    decision_id: str
+    pipeline: str
+    model_name: str
+    model_version: str | None
+    mlflow_run_id: str
+    mode: str
+    decision: str
+    blocking: bool
+    checks: list[dict[str, Any]]
+    inputs: dict[str, Any]
+    dag_id: str | None
+    run_id: str | None
+
+
+def record_gate_decision(url: str, record: GateDecisionRecord) -> None:
+    """Store one gate decision, replacing an earlier record with the same id (a rerun)."""
+    with engine(url).begin() as conn:
+        conn.execute(
+            sa.delete(gate_decisions).where(gate_decisions.c.decision_id == record.decision_id)
+        )
+        conn.execute(
+            sa.insert(gate_decisions).values(
+                decision_id=record.decision_id,
+                pipeline=record.pipeline,
+                model_name=record.model_name,
+                model_version=record.model_version,
+                mlflow_run_id=record.mlflow_run_id,
+                mode=record.mode,
+                decision=record.decision,
+                blocking=record.blocking,
+                checks=json.dumps(record.checks, sort_keys=True, default=str),
+                inputs=json.dumps(record.inputs, sort_keys=True, default=str),
+                dag_id=record.dag_id,
+                run_id=record.run_id,
+                recorded_at=_now(),
+            )
+        )
+
+
+def set_decision_version(url: str, decision_id: str, model_version: str) -> None:
+    with engine(url).begin() as conn:
+        conn.execute(
+            sa.update(gate_decisions)
+            .where(gate_decisions.c.decision_id == decision_id)
+            .values(model_version=model_version)
+        )
+
+
+def _to_decision(r: Any) -> GateDecisionRecord:
+    return GateDecisionRecord(
+        decision_id=r["decision_id"],
+        pipeline=r["pipeline"],
+        model_name=r["model_name"],
+        model_version=r["model_version"],
+        mlflow_run_id=r["mlflow_run_id"],
+        mode=r["mode"],
+        decision=r["decision"],
+        blocking=bool(r["blocking"]),
+        checks=json.loads(r["checks"]),
+        inputs=json.loads(r["inputs"]),
+        dag_id=r["dag_id"],
+        run_id=r["run_id"],
+    )
+
+
+def get_gate_decision(url: str, decision_id: str) -> GateDecisionRecord | None:
+    query = sa.select(gate_decisions).where(gate_decisions.c.decision_id == decision_id)
+    with engine(url).connect() as conn:
+        row = conn.execute(query).mappings().first()
+    return _to_decision(row) if row else None
+
+
+def list_gate_decisions(
+    url: str,
+    pipeline: str | None = None,
+    *,
+    run_id: str | None = None,
+    dag_id: str | None = None,
+) -> list[GateDecisionRecord]:
+    """Gate decisions, newest first."""
+    query = sa.select(gate_decisions).order_by(
+        gate_decisions.c.recorded_at.desc(), gate_decisions.c.decision_id
+    )
+    if pipeline:
+        query = query.where(gate_decisions.c.pipeline == pipeline)
+    if run_id:
+        query = query.where(gate_decisions.c.run_id == run_id)
+    if dag_id:
+        query = query.where(gate_decisions.c.dag_id == dag_id)
+    with engine(url).connect() as conn:
+        return [_to_decision(r) for r in conn.execute(query).mappings().all()]
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    pipeline: str
+    model_name: str
+    model_version: str | None
+    event: str
+    actor: str | None
+    reason: str
+    details: dict[str, Any]
+    dag_id: str | None = None
+    run_id: str | None = None
+
+
+def record_model_event(url: str, event: ModelEvent) -> None:
+    """Append one model event (events are history: never replaced)."""
+    with engine(url).begin() as conn:
+        conn.execute(
+            sa.insert(model_events).values(
+                pipeline=event.pipeline,
+                model_name=event.model_name,
+                model_version=event.model_version,
+                event=event.event,
+                actor=event.actor,
+                reason=event.reason,
+                details=json.dumps(event.details, sort_keys=True, default=str),
+                dag_id=event.dag_id,
+                run_id=event.run_id,
+                recorded_at=_now(),
+            )
+        )
+
+
+def list_model_events(url: str, pipeline: str | None = None) -> list[ModelEvent]:
+    """Model events, oldest first."""
+    query = sa.select(model_events).order_by(model_events.c.event_id)
+    if pipeline:
+        query = query.where(model_events.c.pipeline == pipeline)
+    with engine(url).connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        ModelEvent(
+            pipeline=r["pipeline"],
+            model_name=r["model_name"],
+            model_version=r["model_version"],
+            event=r["event"],
+            actor=r["actor"],
+            reason=r["reason"],
+            details=json.loads(r["details"]),
+            dag_id=r["dag_id"],
+            run_id=r["run_id"],
+        )
+        for r in rows
+    ]

@@ -289,6 +289,124 @@ class LabelConfig(_Model):
 
     name: str = "label"
     expression: str
+    #: The outcome of an entity is known this long after its ``event_time`` (a flight has
+    #: landed, or is known not to, 12 hours after its scheduled departure). Training only
+    #: uses rows whose outcome was known by the end of the training window.
+    available_after_minutes: int = Field(default=720, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _label_name(cls, value: str) -> str:
+        return _check_identifier(value, "label")
+
+
+# -------------------------------------------------------------------------- training
+
+
+class WindowConfig(_Model):
+    """The days a scheduled training run uses, counted back from its window end."""
+
+    days: int = Field(default=120, ge=3)
+    validation_days: int = Field(default=14, ge=1)
+    test_days: int = Field(default=14, ge=1)
+
+    @model_validator(mode="after")
+    def _room_to_train(self) -> WindowConfig:
+        if self.validation_days + self.test_days >= self.days:
+            raise ValueError("validation_days + test_days must leave days to train on")
+        return self
+
+
+class ReferenceEvaluation(_Model):
+    """The fixed, reproducible split of ``runway train --reference``."""
+
+    train_from: dt.date
+    test_from: dt.date
+    test_to: dt.date
+    validation_days: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReferenceEvaluation:
+        if not self.train_from < self.test_from <= self.test_to:
+            raise ValueError("expected train_from < test_from <= test_to")
+        return self
+
+
+class TuningConfig(_Model):
+    """A small grid of LightGBM parameters; each point is one mapped Airflow task."""
+
+    grid: dict[str, list[float | int | str]] = Field(default_factory=dict)
+    max_candidates: int = Field(default=8, ge=1, le=64)
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty_values(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for name, values in value.items():
+            if not values:
+                raise ValueError(f"grid parameter {name!r} has no values")
+        return value
+
+
+class TrainingConfig(_Model):
+    """How the training pipeline builds its data set and trains LightGBM."""
+
+    #: A cadence (cron or preset), ``features`` to train after every feature update, or
+    #: null for on-demand only (UI, CLI, the monitoring pipeline).
+    schedule: str | None = "@weekly"
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    reference: ReferenceEvaluation | None = None
+    #: A missing or quarantined day in the window: ``refuse`` the run, or ``skip`` the
+    #: day and record it in the lineage.
+    missing_partitions: Literal["refuse", "skip"] = "refuse"
+    #: Entity columns that are never features (besides the key and the times).
+    exclude_features: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    num_boost_round: int = Field(default=500, ge=1)
+    early_stopping_rounds: int = Field(default=30, ge=1)
+    tuning: TuningConfig | None = None
+    seed: int = 42
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is None or value == "features":
+            return value
+        return validate_cadence(value)
+
+
+class SliceGate(_Model):
+    """Per-slice checks: a floor for the metric and a maximum regression per slice."""
+
+    column: str
+    min_rows: int = Field(default=200, ge=1)
+    min_roc_auc: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_regression: float | None = Field(default=None, ge=0.0)
+
+
+class GatesConfig(_Model):
+    """What a candidate must pass before it may be registered and promoted."""
+
+    mode: Literal["enforce", "dry_run"] = "enforce"
+    min_roc_auc: float | None = Field(default=0.6, ge=0.0, le=1.0)
+    max_log_loss: float | None = Field(default=None, gt=0.0)
+    #: The candidate's log loss must be below the naive base-rate model's.
+    beat_base_rate: bool = True
+    #: The candidate's ROC AUC may be at most this much below the champion's (both scored
+    #: now on the same test rows).
+    max_regression: float = Field(default=0.005, ge=0.0)
+    slices: list[SliceGate] = Field(default_factory=list)
+    #: Safety budgets.
+    max_latency_ms_per_1000_rows: float = Field(default=250.0, gt=0)
+    max_model_mb: float = Field(default=50.0, gt=0)
+
+
+class PromotionConfig(_Model):
+    """How a challenger becomes champion: at once (``auto``) or after a person approves."""
+
+    policy: Literal["auto", "manual"] = "auto"
+    #: How long a manual approval may wait before the request times out (rejected).
+    approval_timeout_hours: float = Field(default=72, gt=0)
 
 
 class PipelineConfig(_Model):
@@ -309,6 +427,9 @@ class PipelineConfig(_Model):
     datasets: dict[str, DatasetConfig] = Field(min_length=1)
     features: FeaturesConfig
     label: LabelConfig | None = None
+    training: TrainingConfig | None = None
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
 
     @field_validator("name")
     @classmethod
@@ -365,7 +486,14 @@ class PipelineConfig(_Model):
             need(f"features.asof[{i}].dataset", asof.dataset, "events")
         if self.end_date and self.end_date < self.start_date:
             raise ValueError("end_date is before start_date")
+        if self.training and self.label is None:
+            raise ValueError("'training' needs a 'label' block (what the model predicts)")
         return self
+
+    @property
+    def model_name(self) -> str:
+        """The registered model of this pipeline in MLflow."""
+        return f"runway_{self.name}"
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -522,6 +650,8 @@ class PlatformSettings(_Model):
     reports_dir: Path
     database_url: str
     mlflow_tracking_uri: str
+    #: Where MLflow stores artifacts (models, plots) for experiments Runway creates.
+    mlflow_artifact_uri: str
     spark_master: str
     airflow_home: Path
     #: Where the Airflow API server listens (UI, REST API, execution API).
@@ -542,6 +672,7 @@ class _ProfileFile(_Model):
     reports_dir: str = "{home}/reports"
     database_url: str = "sqlite:///{home}/runway.db"
     mlflow_tracking_uri: str = "sqlite:///{home}/mlflow.db"
+    mlflow_artifact_uri: str = "{home}/mlflow-artifacts"
     spark_master: str = "local[*]"
     airflow_home: str = "{home}/airflow"
     airflow_url: str = "http://localhost:8080"
@@ -621,7 +752,7 @@ def load_settings(
             raw[field] = override
     root = config_dir.resolve().parent
     home = _expand(raw["home"], "", root, is_path=True)
-    path_fields = {"landing_uri", "lake_dir", "reports_dir", "airflow_home"}
+    path_fields = {"landing_uri", "lake_dir", "reports_dir", "airflow_home", "mlflow_artifact_uri"}
     resolved: dict[str, Any] = {}
     for field, value in raw.items():
         if field == "home" or not isinstance(value, str):

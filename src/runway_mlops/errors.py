@@ -50,3 +50,15 @@ class FeatureBuildError(RunwayError):
     """The feature job could not build a partition."""
 
     kind = "feature build failed"
+
+
+class GateRejectedError(RunwayError):
+    """A candidate model failed its evaluation gates (in ``enforce`` mode)."""
+
+    kind = "gate rejected"
+
+
+class PromotionRefusedError(RunwayError):
+    """A promotion was asked for where policy forbids it (e.g. from a backfill)."""
+
+    kind = "promotion refused"

@@ -6,7 +6,8 @@ Layout::
                                                     /_manifest.json
 
 Zones: ``raw`` (what the source delivered), ``validated`` (rows that passed),
-``quarantine`` (rows or whole days that failed, with their reasons) and ``features``.
+``quarantine`` (rows or whole days that failed, with their reasons), ``features`` and
+``labels`` (outcomes, kept apart from the features so no feature can read them).
 
 A partition is written into a private staging folder and then moved into place with
 ``rename`` while holding a per-partition lock, so a reader sees the old partition, no
@@ -33,7 +34,7 @@ from runway_mlops.errors import MissingPartitionError, SourceDataError
 if TYPE_CHECKING:
     import pandas as pd
 
-ZONES = ("raw", "validated", "quarantine", "features")
+ZONES = ("raw", "validated", "quarantine", "features", "labels")
 MANIFEST = "_manifest.json"
 
 

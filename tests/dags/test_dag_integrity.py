@@ -94,4 +94,4 @@ def test_parsing_opens_no_connection_and_imports_nothing_heavy(tmp_path: Path) -
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["attempts"] == []
     assert report["heavy"] == []
-    assert report["dags"] == ["flights_features"]
+    assert report["dags"] == ["flights_features", "flights_training"]

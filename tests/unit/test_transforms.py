@@ -128,3 +128,22 @@ def test_point_in_time(spark, inputs) -> None:
     # ... while data from before the prediction time does change them (the test can fail).
     earlier_weather = weather.unionByName(spark.createDataFrame([_wx(5, 13, -50.0)]))
     assert _compute(entity, history, planes, earlier_weather)[1]["weather_temp"] == -50.0
+
+
+def test_labels_carry_the_outcome_and_when_it_became_known(inputs) -> None:
+    from runway_mlops.config import LabelConfig
+    from runway_mlops.features.transforms import label_rows
+
+    entity = inputs[0]
+    label = LabelConfig(
+        name="delayed",
+        expression="case when arr_delay >= 15 or arr_delay is null then 1 else 0 end",
+        available_after_minutes=720,
+    )
+    rows = {r["flight"]: r.asDict() for r in label_rows(entity, KEY, CONFIG, label).collect()}
+    by_flight = {r["flight"]: r["arr_delay"] for r in entity.collect()}
+    for flight, row in rows.items():
+        delay = by_flight[flight]
+        assert row["delayed"] == (1 if delay is None or delay >= 15 else 0)
+        assert row["outcome_known_at"] - row["event_time"] == dt.timedelta(hours=12)
+    assert set(rows) == set(by_flight)

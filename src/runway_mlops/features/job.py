@@ -118,7 +118,7 @@ def build_feature_partition(
     run_id: str | None = None,
 ) -> FeatureResult:
     """Compute and atomically publish ``features/<pipeline>/<entity>/ds=<ds>``."""
-    from runway_mlops.features.transforms import compute_features
+    from runway_mlops.features.transforms import compute_features, label_rows
 
     lake = Lake(settings.lake_dir)
     features = pipeline.features
@@ -193,13 +193,7 @@ def build_feature_partition(
     expected = entity.count()
     manifest: dict[str, Any] = {"feature_version": version, "inputs": inputs, "run_id": run_id}
     with lake.publish("features", pipeline.name, entity_name, ds, manifest) as folder:
-        spark_out = folder / "_spark"
-        frame.coalesce(1).write.mode("overwrite").parquet(str(spark_out))
-        # Spark names files with a random UUID; stable names make a rerun byte-for-byte
-        # the same partition.
-        for i, part in enumerate(sorted(spark_out.glob("part-*.parquet"))):
-            shutil.move(str(part), folder / f"part-{i:05d}.parquet")
-        shutil.rmtree(spark_out)
+        _write_parquet(frame, folder)
         written = _count_rows(folder)
         if written != expected:
             raise FeatureBuildError(
@@ -207,6 +201,12 @@ def build_feature_partition(
                 "a join duplicated or lost rows (is a reference key unique?)"
             )
         manifest["rows"] = written  # publish() writes the manifest after this block
+    if pipeline.label is not None:
+        labels = label_rows(entity, entity_config.key, features, pipeline.label)
+        label_manifest: dict[str, Any] = {"label": pipeline.label.name, "run_id": run_id}
+        with lake.publish("labels", pipeline.name, entity_name, ds, label_manifest) as folder:
+            _write_parquet(labels, folder)
+            label_manifest["rows"] = _count_rows(folder)
     path = lake.partition_dir("features", pipeline.name, entity_name, ds)
     catalog.record_partition(
         settings.database_url,
@@ -222,6 +222,17 @@ def build_feature_partition(
     return FeatureResult(
         ds=ds, rows=written, path=str(path), feature_version=version, inputs=inputs
     )
+
+
+def _write_parquet(frame: DataFrame, folder: Path) -> None:
+    """Write ``frame`` as one Parquet file with a stable name into ``folder``."""
+    spark_out = folder / "_spark"
+    frame.coalesce(1).write.mode("overwrite").parquet(str(spark_out))
+    # Spark names files with a random UUID; stable names make a rerun byte-for-byte
+    # the same partition.
+    for i, part in enumerate(sorted(spark_out.glob("part-*.parquet"))):
+        shutil.move(str(part), folder / f"part-{i:05d}.parquet")
+    shutil.rmtree(spark_out)
 
 
 def _count_rows(folder: Path) -> int:

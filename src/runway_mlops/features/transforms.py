@@ -30,12 +30,14 @@ if TYPE_CHECKING:
     from runway_mlops.config import (
         AsofFeatures,
         FeaturesConfig,
+        LabelConfig,
         LookupFeatures,
         TrailingFeatures,
     )
 
 EVENT_TIME = "event_time"
 PREDICTION_TIME = "prediction_time"
+OUTCOME_KNOWN_AT = "outcome_known_at"
 DS = "_ds"
 
 
@@ -196,3 +198,22 @@ def compute_features(
         rows, time_column = observations[asof.dataset]
         out = asof_features(out, timed, key, rows, asof, time_column)
     return out.withColumn("feature_version", F.lit(feature_version))
+
+
+def label_rows(
+    entity: DataFrame, key: list[str], config: FeaturesConfig, label: LabelConfig
+) -> DataFrame:
+    """One label row per entity row: key, event time, the label and when it became known.
+
+    Labels live in their own lake zone, apart from the features, so no feature can read
+    an outcome; training joins the two by key, keeping rows whose ``outcome_known_at``
+    falls inside its window.
+    """
+    known_after = F.make_dt_interval(F.lit(0), F.lit(0), F.lit(label.available_after_minutes))
+    timed = with_times(entity, config)
+    return timed.select(
+        *[F.col(k) for k in key],
+        F.col(EVENT_TIME),
+        F.expr(label.expression).cast("int").alias(label.name),
+        (F.col(EVENT_TIME) + known_after).alias(OUTCOME_KNOWN_AT),
+    )

@@ -1,0 +1,55 @@
+"""Binary-classification metrics used by training, the gates and (later) monitoring."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Probabilities are clipped this far from 0 and 1 before log loss.
+EPS = 1e-7
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    import numpy as np
+
+    p = np.clip(np.asarray(p, dtype="float64"), EPS, 1 - EPS)
+    y = np.asarray(y, dtype="float64")
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    """ROC AUC, or None when only one class is present (undefined)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y)
+    if len(np.unique(y)) < 2:
+        return None
+    return float(roc_auc_score(y, p))
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
+    """ROC AUC, log loss, Brier score, PR AUC (average precision) and the positive rate."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+
+    y = np.asarray(y)
+    p = np.asarray(p, dtype="float64")
+    two_classes = len(np.unique(y)) == 2
+    return {
+        "roc_auc": roc_auc(y, p),
+        "log_loss": log_loss(y, p),
+        "brier": float(np.mean((p - y) ** 2)),
+        "pr_auc": float(average_precision_score(y, p)) if two_classes else None,
+        "positive_rate": float(np.mean(y)) if len(y) else None,
+        "rows": float(len(y)),
+    }
+
+
+def base_rate_metrics(y_test: np.ndarray, train_rate: float) -> dict[str, float | None]:
+    """The naive model: every row gets the training set's positive rate."""
+    import numpy as np
+
+    return binary_metrics(y_test, np.full(len(y_test), train_rate, dtype="float64"))
