@@ -3,6 +3,8 @@
     runway seed --source files|postgres [--from DATE --to DATE] [--pipeline NAME]
     runway run STAGE --pipeline NAME --date YYYY-MM-DD
     runway quarantine list [--pipeline NAME] [--date YYYY-MM-DD]
+    runway train --pipeline NAME (--reference | --end YYYY-MM-DD) [--dry-run] [--set K=V]
+    runway promote --pipeline NAME --version N
     runway up | runway demo
     runway airflow ARGS...   (Airflow's CLI with this profile's environment)
 
@@ -105,6 +107,131 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    from runway_mlops.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set num_leaves=15")
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out
+
+
+def _metric_table(evaluation: dict[str, Any]) -> str:
+    metrics = evaluation["metrics"]
+    names = ("roc_auc", "pr_auc", "log_loss", "brier")
+    lines = [f"{'model':<22}" + "".join(f"{n:>10}" for n in names)]
+    for who, values in metrics.items():
+        cells = "".join(
+            f"{values[n]:>10.4f}" if values.get(n) is not None else f"{'-':>10}" for n in names
+        )
+        lines.append(f"{who:<22}{cells}")
+    single = evaluation["best_single_feature"]
+    if single.get("feature"):
+        lines.append(
+            f"{'best single feature':<22}{single['roc_auc']:>10.4f}  ({single['feature']})"
+        )
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train, gate and (unless --reference) register and promote, outside Airflow."""
+    from runway_mlops import catalog
+    from runway_mlops.config import parse_date
+    from runway_mlops.errors import ConfigError, PromotionRefusedError
+    from runway_mlops.stages import train
+    from runway_mlops.training.model import candidates
+
+    settings = _settings()
+    pipeline = _pipeline(settings, args.pipeline)
+    if args.reference == bool(args.end):
+        raise ConfigError("give exactly one of --reference or --end YYYY-MM-DD")
+    end = parse_date(args.end, "--end date") if args.end else None
+    window = train.training_window(pipeline, end=end, days=args.days, reference=args.reference)
+    context = train.RunContext(
+        run_id=f"cli__{'reference' if args.reference else 'train'}__{window.end}",
+        run_type="cli",
+        reason=args.reason or ("reference evaluation" if args.reference else None),
+    )
+    print(f"window {window.describe()}")
+    training_set = train.prepare_training_set(settings, pipeline, window)
+    rows = training_set.lineage["rows"]
+    print(
+        f"training set: {rows['train']:,} train / {rows['validation']:,} validation / "
+        f"{rows['test']:,} test rows at {training_set.path}"
+    )
+    results = []
+    for candidate in candidates(pipeline.training, _overrides(args.set), tune=not args.no_tune):
+        result = train.train_candidate(settings, pipeline, training_set.path, candidate, context)
+        print(
+            f"  candidate {candidate.index}: validation ROC AUC "
+            f"{result['validation']['roc_auc']:.4f} after {result['best_iteration']} rounds"
+        )
+        results.append(result)
+    best = train.select_best(results)
+    mode = "dry_run" if (args.dry_run or args.reference) else None
+    try:
+        evaluation = train.evaluate_gates(settings, pipeline, best, context, mode=mode)
+    finally:
+        decision = catalog.get_gate_decision(settings.database_url, best["mlflow_run_id"])
+        if decision is not None:
+            print(f"\ntest days {window.test_from}..{window.end}:")
+            print(_metric_table(decision.inputs))
+            for check in decision.checks:
+                if check["verdict"] != "pass":
+                    print(f"  {check['verdict'].upper():<5} {check['name']}: {check['detail']}")
+    print(f"\ngates: {evaluation['summary']}")
+    print(f"MLflow run {best['mlflow_run_id']} (experiment runway/{pipeline.name})")
+    if args.reference:
+        print("reference evaluation: tracked in MLflow, not registered")
+        return 0
+    registered = train.register_challenger(settings, pipeline, evaluation, context)
+    print(f"registered {pipeline.model_name} v{registered['model_version']} as challenger")
+    if pipeline.promotion.policy == "manual":
+        print(
+            f"promotion policy is manual: `runway promote --pipeline {pipeline.name} "
+            f"--version {registered['model_version']}` after review"
+        )
+        return 0
+    try:
+        promoted = train.promote_champion(settings, pipeline, registered, context)
+    except PromotionRefusedError as exc:
+        print(f"not promoted: {exc}")
+        return 0
+    print(
+        f"champion: v{promoted['champion']} (previous: {promoted['previous_champion'] or 'none'})"
+    )
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """A person promotes a registered version by hand (recorded with their user name)."""
+    import getpass
+
+    from runway_mlops.stages import train
+
+    settings = _settings()
+    pipeline = _pipeline(settings, args.pipeline)
+    context = train.RunContext(run_id=f"cli__promote__{args.version}", run_type="cli-manual")
+    promoted = train.promote_champion(
+        settings,
+        pipeline,
+        {"model_version": args.version},
+        context,
+        approved_by=f"cli:{getpass.getuser()}",
+    )
+    print(
+        f"{pipeline.model_name} champion: v{promoted['champion']} "
+        f"(previous: {promoted['previous_champion'] or 'none'})"
+    )
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from runway_mlops.airflow_runtime import up
 
@@ -160,6 +287,34 @@ def build_parser() -> argparse.ArgumentParser:
     q_list.add_argument("--date", default=None, metavar="YYYY-MM-DD")
     q_list.add_argument("--json", action="store_true", help="machine-readable output")
     q_list.set_defaults(func=cmd_quarantine_list)
+
+    train_p = commands.add_parser(
+        "train", help="train, gate, register and promote, outside Airflow"
+    )
+    train_p.add_argument("--pipeline", required=True)
+    train_p.add_argument(
+        "--reference",
+        action="store_true",
+        help="the pipeline's fixed reference split (e.g. Jan-Sep / Oct-Dec 2013); not registered",
+    )
+    train_p.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="last day of the window")
+    train_p.add_argument("--days", type=int, default=None, help="days in the window")
+    train_p.add_argument("--dry-run", action="store_true", help="gates record but never block")
+    train_p.add_argument("--no-tune", action="store_true", help="train one candidate, no grid")
+    train_p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="LightGBM parameter override, e.g. --set num_leaves=15 (repeatable)",
+    )
+    train_p.add_argument("--reason", default=None, help="why this run (recorded)")
+    train_p.set_defaults(func=cmd_train)
+
+    promote = commands.add_parser("promote", help="make a registered version the champion")
+    promote.add_argument("--pipeline", required=True)
+    promote.add_argument("--version", required=True)
+    promote.set_defaults(func=cmd_promote)
 
     up = commands.add_parser("up", help="start Airflow on embedded defaults (Ctrl-C stops it)")
     up.set_defaults(func=cmd_up)

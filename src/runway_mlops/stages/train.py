@@ -590,6 +590,7 @@ def promote_champion(
             f"task in the Airflow UI, or run `runway promote --pipeline {pipeline.name} --version {version}`"
         )
     client, _ = registry.connect(settings, pipeline)
+    registry.require_version(client, pipeline.model_name, version)
     previous = registry.promote(client, pipeline.model_name, version)
     actor = approved_by or ("policy:auto" if context.run_type != "cli-manual" else "cli")
     client.set_model_version_tag(pipeline.model_name, version, "runway.promoted_by", actor)

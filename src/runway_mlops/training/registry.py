@@ -170,6 +170,19 @@ def register(
     return version
 
 
+def require_version(client: MlflowClient, model_name: str, version: str) -> None:
+    """Fail with a clear message unless ``version`` of ``model_name`` is registered."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(model_name, version)
+    except MlflowException:
+        raise RegistryError(
+            f"{model_name} has no version {version!r}: see the registered versions in MLflow "
+            "or `runway train` output"
+        ) from None
+
+
 def promote(client: MlflowClient, model_name: str, version: str) -> str | None:
     """Make ``version`` the champion; the old champion becomes ``previous_champion``.
 
