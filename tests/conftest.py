@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -112,9 +113,9 @@ STACK_FIRST_DAY = "2013-01-01"
 STACK_LAST_DAY = "2013-01-10"
 
 
-@pytest.fixture(scope="session")
-def airflow_stack(tmp_path_factory):
-    """One Airflow for the integration and browser tests, stopped at the end of the session."""
+@contextlib.contextmanager
+def running_stack(home: Path, config_dir: Path = CONFIG_DIR, *, seed_files: bool = True):
+    """A real Airflow on a private home; yields an :class:`AirflowStack`, then stops it."""
     import datetime as dt
 
     from runway_mlops.airflow_api import AirflowAPI
@@ -123,22 +124,22 @@ def airflow_stack(tmp_path_factory):
     from runway_mlops.demo import wait_for_dag
     from runway_mlops.seed import seed
 
-    home = tmp_path_factory.mktemp("stack")
     settings = load_settings(
-        CONFIG_DIR,
+        config_dir,
         env={
             "RUNWAY_HOME": str(home / "runway"),
             "RUNWAY_AIRFLOW_URL": f"http://localhost:{_free_port()}",
         },
     )
     pipeline = get_pipeline(settings, "flights")
-    seed(
-        settings,
-        pipeline,
-        "files",
-        dt.date.fromisoformat(STACK_FIRST_DAY),
-        dt.date.fromisoformat(STACK_LAST_DAY),
-    )
+    if seed_files:
+        seed(
+            settings,
+            pipeline,
+            "files",
+            dt.date.fromisoformat(STACK_FIRST_DAY),
+            dt.date.fromisoformat(STACK_LAST_DAY),
+        )
     procs = start(settings)
     try:
         password = admin_password(settings)
@@ -147,3 +148,10 @@ def airflow_stack(tmp_path_factory):
         yield AirflowStack(settings, procs, password)
     finally:
         procs.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(tmp_path_factory):
+    """One Airflow for the integration and browser tests, stopped at the end of the session."""
+    with running_stack(tmp_path_factory.mktemp("stack")) as stack:
+        yield stack

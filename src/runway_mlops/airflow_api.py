@@ -107,3 +107,18 @@ class AirflowAPI:
         return list(
             self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", **params)["task_instances"]
         )
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Trigger a manual run now (no logical date), as *Trigger DAG w/ config* does."""
+        body = {"logical_date": None, "conf": conf or {}}
+        return dict(self.request("POST", f"/dags/{dag_id}/dagRuns", json=body))
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/dags/{dag_id}/dagRuns/{run_id}"))
+
+    def respond(
+        self, dag_id: str, run_id: str, task_id: str, options: list[str], map_index: int = -1
+    ) -> dict[str, Any]:
+        """Answer a human-in-the-loop task (e.g. ``["Approve"]``) as the logged-in user."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
+        return dict(self.request("PATCH", path, json={"chosen_options": options}))

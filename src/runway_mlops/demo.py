@@ -51,6 +51,43 @@ def wait_for_dag(
         time.sleep(2)
 
 
+#: Task-instance states after which a run waits on a person, not on the scheduler.
+WAITING_ON_PEOPLE = ("awaiting_input", "deferred")
+
+
+def wait_for_run(
+    api: AirflowAPI,
+    dag_id: str,
+    run_id: str,
+    procs: AirflowProcesses | None,
+    *,
+    timeout: float,
+    until_task_state: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Poll a DAG run until it finishes (or until a task reaches a state); return the run.
+
+    ``until_task_state=("approve_promotion", "awaiting_input")`` returns as soon as that
+    task waits for a person.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        run = api.dag_run(dag_id, run_id)
+        if until_task_state is not None:
+            task_id, state = until_task_state
+            states = {t["task_id"]: t["state"] for t in api.task_instances(dag_id, run_id)}
+            if states.get(task_id) == state:
+                return run
+        if run["state"] in ("success", "failed"):
+            return run
+        if procs:
+            procs.check_alive()
+        if time.monotonic() > deadline:
+            raise AirflowStartError(
+                f"run {run_id} of {dag_id} still {run['state']} after {timeout:.0f}s"
+            )
+        time.sleep(3)
+
+
 def follow_backfill(
     api: AirflowAPI,
     dag_id: str,
