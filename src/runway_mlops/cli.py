@@ -5,6 +5,7 @@
     runway quarantine list [--pipeline NAME] [--date YYYY-MM-DD]
     runway train --pipeline NAME (--reference | --end YYYY-MM-DD) [--dry-run] [--set K=V]
     runway promote --pipeline NAME --version N
+    runway mlflow [--port 5000]   (MLflow's UI on the profile's tracking store)
     runway up | runway demo
     runway airflow ARGS...   (Airflow's CLI with this profile's environment)
 
@@ -152,7 +153,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.reference == bool(args.end):
         raise ConfigError("give exactly one of --reference or --end YYYY-MM-DD")
     end = parse_date(args.end, "--end date") if args.end else None
-    window = train.training_window(pipeline, end=end, days=args.days, reference=args.reference)
+    window = train.training_window(
+        pipeline,
+        end=end,
+        days=args.days,
+        validation_days=args.validation_days,
+        test_days=args.test_days,
+        reference=args.reference,
+    )
     context = train.RunContext(
         run_id=f"cli__{'reference' if args.reference else 'train'}__{window.end}",
         run_type="cli",
@@ -232,6 +240,17 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    """MLflow's UI on this profile's tracking store (runs, models, aliases, plots)."""
+    settings = _settings()
+    binary = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    argv = [binary, "ui", "--backend-store-uri", settings.mlflow_tracking_uri]
+    argv += ["--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI for {settings.mlflow_tracking_uri} at http://{args.host}:{args.port}")
+    os.execv(binary, argv)
+    return 0  # not reached
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from runway_mlops.airflow_runtime import up
 
@@ -299,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train_p.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="last day of the window")
     train_p.add_argument("--days", type=int, default=None, help="days in the window")
+    train_p.add_argument("--validation-days", type=int, default=None)
+    train_p.add_argument("--test-days", type=int, default=None)
     train_p.add_argument("--dry-run", action="store_true", help="gates record but never block")
     train_p.add_argument("--no-tune", action="store_true", help="train one candidate, no grid")
     train_p.add_argument(
@@ -315,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--pipeline", required=True)
     promote.add_argument("--version", required=True)
     promote.set_defaults(func=cmd_promote)
+
+    mlflow_p = commands.add_parser("mlflow", help="MLflow's UI on this profile's tracking store")
+    mlflow_p.add_argument("--host", default="127.0.0.1")
+    mlflow_p.add_argument("--port", type=int, default=5000)
+    mlflow_p.set_defaults(func=cmd_mlflow)
 
     up = commands.add_parser("up", help="start Airflow on embedded defaults (Ctrl-C stops it)")
     up.set_defaults(func=cmd_up)

@@ -180,7 +180,7 @@ def _training_doc(pipeline: PipelineConfig) -> str:
            `previous_champion`); always skipped on a backfill run.
 
         *Trigger DAG w/ config*: `window_end` (YYYY-MM-DD; default: the end of the run's
-        interval), `window_days`, `hyperparameters` (e.g. `{{"num_leaves": 15}}`), `tune`,
+        interval), `window_days`, `validation_days`, `test_days`, `hyperparameters` (e.g. `{{"num_leaves": 15}}`), `tune`,
         `gate_mode` (`enforce` / `dry_run`), `reason`.
         """
     )
@@ -225,6 +225,18 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
             type="integer",
             minimum=training.window.validation_days + training.window.test_days + 1,
             description="Days in the window (train + validation + test)",
+        ),
+        "validation_days": Param(
+            training.window.validation_days,
+            type="integer",
+            minimum=1,
+            description="Days before the test days that early stopping and tuning use",
+        ),
+        "test_days": Param(
+            training.window.test_days,
+            type="integer",
+            minimum=1,
+            description="Last days of the window, on which the gates score the models",
         ),
         "hyperparameters": Param(
             {}, type="object", description="LightGBM parameters that override config and grid"

@@ -200,30 +200,104 @@ def summarize(
     return "\n".join(lines)
 
 
+def demo_training_conf(days: list[dt.date]) -> dict[str, Any]:
+    """Train on the demo's days: a quarter each for validation and test, the rest to train."""
+    n = len(days)
+    held_out = max(1, n // 4)
+    if n - 2 * held_out < 1:
+        raise AirflowStartError(f"{n} days are too few to train on: backfill at least 3 days")
+    return {
+        "window_end": days[-1].isoformat(),
+        "window_days": n,
+        "validation_days": held_out,
+        "test_days": held_out,
+        "reason": "make demo: first model on the backfilled days",
+    }
+
+
+def train_first_model(
+    api: AirflowAPI,
+    settings: PlatformSettings,
+    config: PipelineConfig,
+    days: list[dt.date],
+    procs: AirflowProcesses | None,
+) -> tuple[dict[str, Any], str]:
+    """Trigger the training DAG on the demo's days and wait; return (run, summary text)."""
+    from runway_mlops.training import registry
+
+    dag_id = f"{config.name}_training"
+    wait_for_dag(api, dag_id, procs, timeout=300)
+    conf = demo_training_conf(days)
+    run = api.trigger(dag_id, conf)
+    run_id = run["dag_run_id"]
+    waiting = ("approve_promotion", "awaiting_input")
+    run = wait_for_run(api, dag_id, run_id, procs, timeout=3600, until_task_state=waiting)
+    lines = [f"training run {run_id}: {run['state']}"]
+    decisions = catalog.list_gate_decisions(settings.database_url, run_id=run_id)
+    if decisions:
+        decision = decisions[0]
+        challenger = decision.inputs["metrics"]["challenger"]
+        base = decision.inputs["metrics"]["base_rate"]
+        passed = sum(c["verdict"] == "pass" for c in decision.checks)
+        skipped = [
+            f"{c['name']} ({c['detail']})" for c in decision.checks if c["verdict"] == "skip"
+        ]
+        failed = [f"{c['name']}: {c['detail']}" for c in decision.checks if c["verdict"] == "fail"]
+        lines.append(
+            f"gate decision: {decision.decision} ({decision.mode}); {passed} checks passed"
+            + (f", {len(failed)} failed: " + "; ".join(failed) if failed else "")
+        )
+        lines.append(
+            f"  test ROC AUC {challenger['roc_auc']:.4f} (minimum {config.gates.min_roc_auc}); "
+            f"log loss {challenger['log_loss']:.4f} vs base rate {base['log_loss']:.4f}"
+        )
+        lines += [f"  skipped: {s}" for s in skipped[:3]]
+        lines.append(f"  record: {settings.airflow_url}/runway/decisions/{decision.decision_id}")
+    client, _ = registry.connect(settings, config)
+    champion = registry.aliased_version(client, config.model_name, registry.CHAMPION)
+    if champion:
+        lines.append(f"champion: {config.model_name} v{champion}")
+    elif run["state"] not in ("success", "failed"):
+        lines.append(
+            "awaiting approval: approve the run's approve_promotion task in the Airflow UI "
+            "(Required actions), then the challenger becomes champion"
+        )
+    else:
+        lines.append(f"no champion: see the gate decision and the {dag_id} run in the Airflow UI")
+    lines.append(
+        f"MLflow UI: `make mlflow`, then http://127.0.0.1:5000 (experiment runway/{config.name})"
+    )
+    return run, "\n".join(lines)
+
+
 def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) -> int:
-    """Seed, backfill ``start``..``end`` through the scheduler, print the summary."""
+    """Seed, backfill ``start``..``end`` through the scheduler, train the first champion."""
     began = time.monotonic()
     config = get_pipeline(settings, pipeline)
     first, last = parse_date(start, "--from date"), parse_date(end, "--to date")
     if last < first:
         raise AirflowStartError(f"--to {last} is before --from {first}")
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    print(f"1/4 seeding the file source with {pipeline} {first} .. {last}", flush=True)
+    steps = 5 if config.training else 4
+    print(f"1/{steps} seeding the file source with {pipeline} {first} .. {last}", flush=True)
     summary = seed(settings, config, "files", first, last)
     print(f"    {summary.days} days into {summary.target}", flush=True)
 
     procs: AirflowProcesses | None = None
     if port_in_use(settings.airflow_url):
-        print(f"2/4 using the Airflow already running at {settings.airflow_url}", flush=True)
+        print(f"2/{steps} using the Airflow already running at {settings.airflow_url}", flush=True)
     else:
-        print(f"2/4 starting Airflow in {settings.airflow_home}", flush=True)
+        print(f"2/{steps} starting Airflow in {settings.airflow_home}", flush=True)
         procs = airflow_runtime.start(settings)  # `start` is the first day here
+    training_run: dict[str, Any] | None = None
+    training_text = ""
     try:
         with AirflowAPI(settings.airflow_url, ADMIN_USER, admin_password(settings)) as api:
             dag_id = f"{config.name}_features"
             wait_for_dag(api, dag_id, procs, timeout=300)
             print(
-                f"3/4 backfilling {dag_id} for {len(days)} days (REST: POST /api/v2/backfills)",
+                f"3/{steps} backfilling {dag_id} for {len(days)} days "
+                "(REST: POST /api/v2/backfills)",
                 flush=True,
             )
             backfill = api.create_backfill(
@@ -235,10 +309,20 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
             runs = follow_backfill(
                 api, dag_id, days, config, backfill_id=backfill["id"], procs=procs
             )
+            if config.training:
+                print(
+                    f"4/{steps} training {config.name}_training on {first} .. {last} "
+                    "(gates, registry, promotion)",
+                    flush=True,
+                )
+                training_run, training_text = train_first_model(api, settings, config, days, procs)
     finally:
         if procs:
             procs.stop()
-    print("4/4 summary", flush=True)
+    print(f"{steps}/{steps} summary", flush=True)
     print(summarize(settings, config, runs, time.monotonic() - began), flush=True)
+    if training_text:
+        print("\n" + training_text, flush=True)
     failed = [day for day, run in runs.items() if run["state"] != "success"]
-    return 1 if failed else 0
+    training_failed = training_run is not None and training_run["state"] == "failed"
+    return 1 if failed or training_failed else 0

@@ -266,3 +266,19 @@ def test_unscorable_champion_fails_the_comparison() -> None:
     )
     check = _by_name(decision)["no_regression_vs_champion"]
     assert check.verdict == "fail" and "old_feature" in check.detail
+
+
+def test_demo_trains_on_its_own_days(flights_pipeline) -> None:
+    from runway_mlops.demo import demo_training_conf
+
+    days = [D(2013, 1, 1) + dt.timedelta(days=i) for i in range(31)]
+    conf = demo_training_conf(days)
+    window = training_window(
+        flights_pipeline,
+        end=D.fromisoformat(conf["window_end"]),
+        days=conf["window_days"],
+        validation_days=conf["validation_days"],
+        test_days=conf["test_days"],
+    )
+    assert (window.start, window.end) == (D(2013, 1, 1), D(2013, 1, 31))
+    assert window.test_from == D(2013, 1, 25) and window.validation_from == D(2013, 1, 18)

@@ -53,6 +53,8 @@ def training_window(
     *,
     end: dt.date | None = None,
     days: int | None = None,
+    validation_days: int | None = None,
+    test_days: int | None = None,
     reference: bool = False,
 ) -> TrainingWindow:
     """The window of a run: the pipeline's reference split, or ``days`` up to ``end``."""
@@ -65,14 +67,23 @@ def training_window(
         return TrainingWindow(ref.train_from, validation_from, ref.test_from, ref.test_to)
     if end is None:
         raise ConfigError("a training window needs its last day (window_end)")
-    config = training.window
-    if days is not None:
-        config = config.model_copy(update={"days": days})
-        if config.validation_days + config.test_days >= days:
-            raise ConfigError(
-                f"window_days {days} leaves no training days after {config.validation_days} "
-                f"validation and {config.test_days} test days"
-            )
+    changes = {
+        k: v
+        for k, v in {
+            "days": days,
+            "validation_days": validation_days,
+            "test_days": test_days,
+        }.items()
+        if v is not None
+    }
+    config = training.window.model_copy(update=changes)
+    if config.validation_days < 1 or config.test_days < 1:
+        raise ConfigError("validation_days and test_days must be 1 or more")
+    if config.validation_days + config.test_days >= config.days:
+        raise ConfigError(
+            f"window_days {config.days} leaves no training days after "
+            f"{config.validation_days} validation and {config.test_days} test days"
+        )
     return TrainingWindow.ending(end, config)
 
 
