@@ -16,6 +16,13 @@ from tests.conftest import ROOT
 PLUGIN = ROOT / "plugins" / "runway_reports.py"
 #: What the Airflow 3.3 UI substitutes in the href of a non-nav external view.
 UI_PLACEHOLDERS = {"DAG_ID", "RUN_ID", "TASK_ID", "MAP_INDEX"}
+#: Every view of the plugin, by its url_route (the UI's ``/plugin/<url_route>`` page).
+URL_ROUTES = {
+    "runway-validation-reports",
+    "runway-validation-report",
+    "runway-gate-decisions",
+    "runway-gate-decision",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +36,41 @@ def test_plugin_mounts_the_reports_app_under_runway(plugin) -> None:
     assert app["url_prefix"] == "/runway" and app["name"]
     routes = {route.path for route in app["app"].routes}
     assert {"/reports/", "/reports/run", "/reports/files/{relative:path}"} <= routes
+    assert {"/decisions/", "/decisions/run", "/decisions/{decision_id}"} <= routes
 
 
-def test_views_are_in_browse_and_on_task_instances(plugin) -> None:
-    views = {view["destination"]: view for view in plugin.external_views}
-    assert set(views) == {"nav", "task_instance"}
-    nav, task_instance = views["nav"], views["task_instance"]
+def _views(plugin) -> dict[str, dict]:
+    views = {view["url_route"]: view for view in plugin.external_views}
+    assert len(views) == len(plugin.external_views), "url_routes must be unique"
+    assert set(views) == URL_ROUTES
+    return views
+
+
+def test_validation_reports_are_in_browse_and_on_task_instances(plugin) -> None:
+    views = _views(plugin)
+    nav, task_instance = views["runway-validation-reports"], views["runway-validation-report"]
     assert nav["name"] == "Validation reports" and nav["category"] == "browse"
-    assert nav["href"] == "runway/reports/"
+    assert nav["destination"] == "nav" and nav["href"] == "runway/reports/"
     assert task_instance["name"] == "Validation report"
+    assert task_instance["destination"] == "task_instance"
     href = urlsplit(task_instance["href"])
     assert href.path == "runway/reports/run"
     assert "dag_id={DAG_ID}" in href.query and "run_id={RUN_ID}" in href.query
+
+
+def test_gate_decisions_are_in_browse_and_on_dag_runs(plugin) -> None:
+    views = _views(plugin)
+    nav, dag_run = views["runway-gate-decisions"], views["runway-gate-decision"]
+    assert nav["name"] == "Model gate decisions" and nav["category"] == "browse"
+    assert nav["destination"] == "nav" and nav["href"] == "runway/decisions/"
+    # Airflow 3.3 has DAG run tabs: the decision belongs to the run, not to one task.
+    assert dag_run["name"] == "Gate decision" and dag_run["destination"] == "dag_run"
+    href = urlsplit(dag_run["href"])
+    assert href.path == "runway/decisions/run"
+    assert href.query == "dag_id={DAG_ID}&run_id={RUN_ID}"
+
+
+def test_every_view_opens_a_route_of_the_app_in_the_ui(plugin) -> None:
     routes = {route.path for route in plugin.fastapi_apps[0]["app"].routes}
     for view in plugin.external_views:
         # Relative to the UI's base URL, so a deployment under a sub-path works; an
@@ -49,7 +79,8 @@ def test_views_are_in_browse_and_on_task_instances(plugin) -> None:
         assert set(re.findall(r"{(\w+)}", view["href"])) <= UI_PLACEHOLDERS, view
         assert re.fullmatch(r"[a-z0-9-]+", view["url_route"]), view
         assert "/" + urlsplit(view["href"]).path.removeprefix("runway/") in routes, view
-    assert len({view["url_route"] for view in plugin.external_views}) == 2
+        if view["destination"] == "nav":
+            assert not re.findall(r"{(\w+)}", view["href"]), "nav hrefs are not substituted"
 
 
 def test_views_match_airflows_plugin_schema(plugin) -> None:
@@ -57,6 +88,7 @@ def test_views_match_airflows_plugin_schema(plugin) -> None:
 
     for view in plugin.external_views:
         parsed = ExternalViewResponse.model_validate(view)
+        # An unknown destination (one this Airflow's UI does not have) fails validation.
         assert parsed.destination == view["destination"]
 
 
@@ -81,10 +113,7 @@ def test_airflow_plugin_manager_loads_it(monkeypatch) -> None:
     assert import_errors == {}
     assert "runway_reports" in {p.name for p in plugins}
     assert [a["url_prefix"] for a in apps] == ["/runway"]
-    assert {v["url_route"] for v in external_views} == {
-        "runway-validation-reports",
-        "runway-validation-report",
-    }
+    assert {v["url_route"] for v in external_views} == URL_ROUTES
 
 
 def test_importing_the_plugin_does_no_work(tmp_path) -> None:

@@ -348,5 +348,7 @@ def test_mounted_in_airflow_the_login_is_airflows(airflow_api, auth_manager) -> 
     assert {v["url_route"] for v in ours["external_views"]} == {
         "runway-validation-reports",
         "runway-validation-report",
+        "runway-gate-decisions",
+        "runway-gate-decision",
     }
     assert [a["url_prefix"] for a in ours["fastapi_apps"]] == ["/runway"]

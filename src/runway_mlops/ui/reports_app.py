@@ -1,4 +1,5 @@
-"""Validation reports inside the Airflow UI: a FastAPI app mounted by the Airflow plugin.
+"""Validation reports and model-gate decisions inside the Airflow UI: a FastAPI app
+mounted by the Airflow plugin.
 
 The validate stage writes one report folder per pipeline and day,
 ``<reports_dir>/validation/<pipeline>/ds=<day>/`` (a summary ``index.html`` plus the Great
@@ -11,14 +12,17 @@ Expectations Data Docs), and one catalog record per dataset. The plugin
   files, or a 404 page saying no report was recorded for that run (the target of the
   *Validation report* tab on task instances);
 * ``/reports/files/<pipeline>/ds=<day>/<file>`` — the report files themselves; a path that
-  resolves outside the reports folder (``..``, absolute, encoded, symlinked) is a 404.
+  resolves outside the reports folder (``..``, absolute, encoded, symlinked) is a 404;
+* ``/decisions/...`` — the model-gate decisions and model events recorded in the platform
+  database, one page per decision (routes in :mod:`runway_mlops.ui.decisions`).
 
 Airflow mounts plugin apps without any authentication, so every route depends on
 :func:`airflow_user`, which is Airflow's own ``get_user``: the JWT from an
 ``Authorization: Bearer`` header, else from the ``_token`` cookie the UI's login sets
 (and that the browser sends with the iframe of an external view), validated by the
 configured auth manager. Authorisation asks the same auth manager whether the user may
-read the runs of the DAG that wrote the report.
+read the runs of the DAG that wrote the report (or decision); the helpers here (login,
+authorisation, HTML pages, error pages) are shared by every route of the app.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the real ``Annotated``
@@ -46,7 +50,7 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1a202c}
 table{border-collapse:collapse}th,td{border:1px solid #cbd5e0;padding:.3rem .6rem;text-align:left}
 th{background:#edf2f7}.passed{color:#276749}.warned{color:#975a16}.blocked{color:#c53030}
-.muted{color:#718096}
+.muted{color:#718096}dt{font-weight:600}dd{margin:0 0 .3rem 1.2rem}h2{margin-top:1.5rem}
 """
 
 # Same configuration as Airflow's own ``bearer_scheme``: a missing or non-Bearer
@@ -110,6 +114,18 @@ def may_read_runs(user: Any, dag_id: str | None) -> bool:
     )
 
 
+def run_reader(user: Any) -> Callable[[str | None], bool]:
+    """:func:`may_read_runs` for ``user``, asked once per DAG id (one page lists many)."""
+    allowed: dict[str | None, bool] = {}
+
+    def may_read(dag_id: str | None) -> bool:
+        if dag_id not in allowed:
+            allowed[dag_id] = may_read_runs(user, dag_id)
+        return allowed[dag_id]
+
+    return may_read
+
+
 def safe_path(root: Path, relative: str) -> Path:
     """``root / relative`` if it is a file inside ``root`` once resolved, else a 404.
 
@@ -137,7 +153,8 @@ class _Day:
     outcomes: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+def html_page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    """A page of this app; ``title`` is escaped here, ``body`` must be escaped HTML."""
     return HTMLResponse(
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
@@ -160,7 +177,7 @@ async def _not_logged_in(request: Request, exc: Exception) -> Response:
     code = exc.status_code if isinstance(exc, HTTPException) else status.HTTP_401_UNAUTHORIZED
     detail = exc.detail if isinstance(exc, HTTPException) else "Not authenticated"
     login = get_auth_manager().get_url_login(next_url=_requested_path(request))
-    return _page(
+    return html_page(
         "Log in to Airflow first",
         f"<p>{html.escape(str(detail))}. These pages are shown to logged-in Airflow users "
         f"only: <a href='{html.escape(login)}'>log in</a> and you will come back here.</p>",
@@ -173,30 +190,35 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code = getattr(exc, "status_code", status.HTTP_500_INTERNAL_SERVER_ERROR)
     detail = getattr(exc, "detail", "Error")
     titles = {403: "Not allowed", 404: "Not found"}
-    return _page(
+    return html_page(
         titles.get(code, f"Error {code}"),
-        f"<p>{html.escape(str(detail))}</p><p><a href='{_index_href(request)}'>"
-        "All validation reports</a></p>",
+        f"<p>{html.escape(str(detail))}</p><p>{_index_link(request)}</p>",
         code,
     )
 
 
-def _index_href(request: Request) -> str:
-    """A link to the index that works from any route of this app (relative, no host)."""
+def _index_link(request: Request) -> str:
+    """A link to the index of the pages asked for, from any route (absolute path, no host)."""
     mount = request.scope.get("root_path", "").rstrip("/")
-    return html.escape(f"{mount}/reports/")
+    if request.url.path.startswith(f"{mount}/decisions"):
+        return f"<a href='{html.escape(mount)}/decisions/'>All model gate decisions</a>"
+    return f"<a href='{html.escape(mount)}/reports/'>All validation reports</a>"
 
 
 def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) -> FastAPI:
-    """The reports app. Creating it reads nothing: settings are loaded on each request."""
+    """The app of every Runway page. Creating it reads nothing: settings load per request."""
     app = FastAPI(
-        title="Runway validation reports",
+        title="Runway validation reports and gate decisions",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
     app.add_exception_handler(NotLoggedIn, _not_logged_in)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Imported here: the decisions module builds on the helpers of this one.
+    from runway_mlops.ui.decisions import decisions_router
+
+    app.include_router(decisions_router(settings_loader))
 
     def file_link(report_path: str | None, root: Path) -> str | None:
         """``files/<pipeline>/ds=<day>/index.html`` for a recorded report that still exists."""
@@ -235,12 +257,10 @@ def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) 
         for day in days_on_disk(root):
             days.setdefault((day.pipeline, day.ds), day)
 
-        allowed: dict[str | None, bool] = {}
+        may_read = run_reader(user)
         rows = []
         for day in sorted(days.values(), key=lambda d: (d.ds, d.pipeline), reverse=True):
-            if day.dag_id not in allowed:
-                allowed[day.dag_id] = may_read_runs(user, day.dag_id)
-            if not allowed[day.dag_id]:
+            if not may_read(day.dag_id):
                 continue
             cell = f"<a href='{html.escape(day.link)}'>{day.ds}</a>" if day.link else str(day.ds)
             outcomes = (
@@ -257,12 +277,12 @@ def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) 
                 f"<td>{run}</td></tr>"
             )
         if not rows:
-            return _page(
+            return html_page(
                 "Validation reports",
                 "<p>No validation report yet (or none of a DAG you may read). Reports appear "
                 "here once a pipeline's <code>validate_raw</code> task has run.</p>",
             )
-        return _page(
+        return html_page(
             "Validation reports",
             "<table><tr><th>pipeline</th><th>day</th><th>datasets</th><th>DAG run</th></tr>"
             + "".join(rows)
@@ -300,7 +320,7 @@ def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) 
             "of the same day replaced the report, or this DAG does not validate data"
         )
         task = f" (task <code>{esc(task_id)}</code>)" if task_id else ""
-        return _page(
+        return html_page(
             "No validation report",
             f"<p>No validation report was recorded for run <code>{esc(run_id)}</code> of "
             f"<code>{esc(dag_id)}</code>{task}: {why}.</p>"
