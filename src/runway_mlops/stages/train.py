@@ -285,19 +285,14 @@ def select_best(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def edge_rows(test: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     """Rows a model must still score: every feature missing, and unseen categories."""
-    import numpy as np
     import pandas as pd
 
     features = spec["features"]
-    unseen = test[features].head(1).copy().reset_index(drop=True).astype("object")
-    for column in spec["categories"]:
-        unseen[column] = "__never_seen__"
-    numeric = [c for c in features if c not in spec["categories"]]
-    extreme = unseen.copy()
-    extreme[numeric] = np.float64(1e12)
-    rows = pd.concat([unseen, extreme], ignore_index=True)
-    rows.loc[len(rows)] = [None] * len(features)  # every feature missing
-    return rows
+    first = test[features].iloc[0].to_dict() if len(test) else dict.fromkeys(features)
+    unseen = {c: ("__never_seen__" if c in spec["categories"] else first[c]) for c in features}
+    extreme = {c: (unseen[c] if c in spec["categories"] else 1e12) for c in features}
+    missing = dict.fromkeys(features)  # every feature missing
+    return pd.DataFrame.from_records([unseen, extreme, missing], columns=features).astype(object)
 
 
 def _latency_ms_per_1000(model: Any, test: pd.DataFrame, spec: dict[str, Any]) -> float:
