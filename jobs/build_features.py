@@ -1,6 +1,7 @@
-"""spark-submit entrypoint: build one day's feature partition of a pipeline.
+"""spark-submit entrypoint: build the feature partitions of a day or a range of days.
 
     spark-submit jobs/build_features.py --pipeline flights --ds 2013-01-05
+    spark-submit jobs/build_features.py --pipeline flights --from 2013-01-01 --to 2013-12-31
 
 A thin shell around :func:`runway_mlops.features.job.main`; the transforms live in the
 package so they are unit-tested without spark-submit and shared with training/serving.

@@ -1,7 +1,7 @@
 """The ``runway`` command line: the same stage functions the Airflow tasks call.
 
     runway seed --source files|postgres [--from DATE --to DATE] [--pipeline NAME]
-    runway run STAGE --pipeline NAME --date YYYY-MM-DD
+    runway run STAGE --pipeline NAME (--date YYYY-MM-DD | --from DATE --to DATE)
     runway quarantine list [--pipeline NAME] [--date YYYY-MM-DD]
     runway train --pipeline NAME (--reference | --end YYYY-MM-DD) [--dry-run] [--set K=V]
     runway promote --pipeline NAME --version N
@@ -54,25 +54,90 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from runway_mlops.config import parse_date
+def _run_days(args: argparse.Namespace) -> list[Any]:
+    """The days of ``--date``, or of ``--from``..``--to`` (both included)."""
+    import datetime as dt
 
-    settings = _settings()
-    pipeline = _pipeline(settings, args.pipeline)
-    ds = parse_date(args.date)
-    run_id = args.run_id or f"cli__{ds.isoformat()}"
-    if args.stage == "ingest":
+    from runway_mlops.config import parse_date
+    from runway_mlops.errors import ConfigError
+
+    if args.date:
+        if args.date_to:
+            raise ConfigError("--to goes with --from, not with --date")
+        return [parse_date(args.date)]
+    if not args.date_to:
+        raise ConfigError("--from needs --to YYYY-MM-DD (the last day of the range)")
+    first = parse_date(args.date_from, "--from date")
+    last = parse_date(args.date_to, "--to date")
+    if last < first:
+        raise ConfigError(f"--to {last} is before --from {first}")
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _run_stage_day(stage: str, settings: Any, pipeline: Any, ds: Any, run_id: str) -> str:
+    """Ingest or validate one day; what to print (raises RunwayError if the day failed)."""
+    if stage == "ingest":
         from runway_mlops.stages.ingest import ingest
 
         result = ingest(settings, pipeline, ds, run_id=run_id)
         rows = ", ".join(f"{k} {v:,}" for k, v in result.rows.items())
-        print(f"ingested {pipeline.name} {ds}: {rows} rows")
-    elif args.stage == "validate":
-        from runway_mlops.stages.validate import validate
+        return f"ingested {pipeline.name} {ds}: {rows} rows"
+    from runway_mlops.stages.validate import validate
 
-        outcome = validate(settings, pipeline, ds, run_id=run_id)
-        print(outcome.summary())
-    else:
+    return validate(settings, pipeline, ds, run_id=run_id).summary()
+
+
+def _one_line(exc: RunwayError) -> str:
+    return f"{exc.kind}: " + " ".join(str(exc).split())
+
+
+def _run_features(settings: Any, pipeline: Any, days: list[Any], run_id: str) -> dict[Any, str]:
+    """Build the days that have their inputs in one Spark job; the others, with why."""
+    import time
+
+    from runway_mlops.features.job import (
+        build_feature_range,
+        missing_feature_inputs,
+        spark_session,
+    )
+    from runway_mlops.lake import Lake
+
+    entity = pipeline.features.entity
+    failed = {
+        ds: "missing partition: " + " and ".join(reasons)
+        for ds, reasons in missing_feature_inputs(settings, pipeline, days).items()
+    }
+    for ds, why in failed.items():
+        print(f"skipped {pipeline.name} {ds}: {why}")
+    buildable = [ds for ds in days if ds not in failed]
+    if not buildable:
+        return failed
+    began = time.perf_counter()
+    spark = spark_session(settings.spark_master, app_name=f"runway-features-{pipeline.name}")
+    try:
+        results = build_feature_range(spark, settings, pipeline, buildable, run_id=run_id)
+    finally:
+        spark.stop()
+    rows = sum(r.rows for r in results)
+    print(
+        f"built features of {pipeline.name} for {len(results)} days "
+        f"({buildable[0]}..{buildable[-1]}) in one Spark job: {rows:,} rows, "
+        f"version {results[0].feature_version}, {time.perf_counter() - began:.0f} s, "
+        f"under {Lake(settings.lake_dir).dataset_dir('features', pipeline.name, entity)}"
+    )
+    return failed
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings()
+    pipeline = _pipeline(settings, args.pipeline)
+    days = _run_days(args)
+    if args.date:
+        ds = days[0]
+        run_id = args.run_id or f"cli__{ds.isoformat()}"
+        if args.stage != "features":
+            print(_run_stage_day(args.stage, settings, pipeline, ds, run_id))
+            return 0
         from runway_mlops.features.job import build_feature_partition, spark_session
 
         spark = spark_session(settings.spark_master, app_name=f"runway-features-{pipeline.name}")
@@ -84,7 +149,29 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"built features of {pipeline.name} {ds}: {feature.rows:,} rows, "
             f"version {feature.feature_version}, at {feature.path}"
         )
-    return 0
+        return 0
+
+    # A range: ingest and validate day by day in this process (one import of Great
+    # Expectations), features as one Spark job. A failed day does not stop the others.
+    failed: dict[Any, str] = {}
+    if args.stage == "features":
+        run_id = args.run_id or f"cli__{days[0].isoformat()}__{days[-1].isoformat()}"
+        failed = _run_features(settings, pipeline, days, run_id)
+    else:
+        for ds in days:
+            run_id = args.run_id or f"cli__{ds.isoformat()}"
+            try:
+                print(_run_stage_day(args.stage, settings, pipeline, ds, run_id).splitlines()[0])
+            except RunwayError as exc:
+                failed[ds] = _one_line(exc)
+                print(f"FAILED {pipeline.name} {ds}: {failed[ds]}")
+    done = len(days) - len(failed)
+    print(f"{args.stage} of {pipeline.name} {days[0]}..{days[-1]}: {done} of {len(days)} days ok")
+    if not failed:
+        return 0
+    lines = "\n".join(f"  {ds}: {why}" for ds, why in sorted(failed.items()))
+    print(f"runway: {args.stage} failed for {len(failed)} day(s):\n{lines}", file=sys.stderr)
+    return 1
 
 
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
@@ -167,8 +254,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         reason=args.reason or ("reference evaluation" if args.reference else None),
     )
     print(f"window {window.describe()}")
-    training_set = train.prepare_training_set(settings, pipeline, window)
+    policy = args.missing_partitions
+    if policy is None and args.reference and pipeline.training.reference:
+        policy = pipeline.training.reference.missing_partitions
+    training_set = train.prepare_training_set(settings, pipeline, window, missing_partitions=policy)
     rows = training_set.lineage["rows"]
+    for day, why in training_set.lineage["skipped_days"].items():
+        print(f"  skipped {day}: {why}")
     print(
         f"training set: {rows['train']:,} train / {rows['validation']:,} validation / "
         f"{rows['test']:,} test rows at {training_set.path}"
@@ -292,11 +384,26 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--to", dest="date_to", metavar="DATE", help="last day (default 2013-12-31)")
     seed.set_defaults(func=cmd_seed)
 
-    run = commands.add_parser("run", help="run one stage for one day, outside Airflow")
+    run = commands.add_parser(
+        "run", help="run one stage for one day or a range of days, outside Airflow"
+    )
     run.add_argument("stage", choices=STAGES)
     run.add_argument("--pipeline", required=True)
-    run.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the local day to process")
-    run.add_argument("--run-id", default=None, help="recorded with the outputs (default cli__DATE)")
+    when = run.add_mutually_exclusive_group(required=True)
+    when.add_argument("--date", metavar="YYYY-MM-DD", help="the local day to process")
+    when.add_argument(
+        "--from",
+        dest="date_from",
+        metavar="YYYY-MM-DD",
+        help="first day of a range (with --to): a failed day does not stop the others; "
+        "features are built in one Spark job",
+    )
+    run.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day of the range")
+    run.add_argument(
+        "--run-id",
+        default=None,
+        help="recorded with the outputs (default cli__DATE; cli__FROM__TO for a features range)",
+    )
     run.set_defaults(func=cmd_run)
 
     quarantine = commands.add_parser("quarantine", help="inspect quarantined data")
@@ -321,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_p.add_argument("--validation-days", type=int, default=None)
     train_p.add_argument("--test-days", type=int, default=None)
     train_p.add_argument("--dry-run", action="store_true", help="gates record but never block")
+    train_p.add_argument(
+        "--missing-partitions",
+        choices=("refuse", "skip"),
+        default=None,
+        help="unusable days in the window: refuse the run or skip them (default: config)",
+    )
     train_p.add_argument("--no-tune", action="store_true", help="train one candidate, no grid")
     train_p.add_argument(
         "--set",

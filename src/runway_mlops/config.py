@@ -324,6 +324,9 @@ class ReferenceEvaluation(_Model):
     test_from: dt.date
     test_to: dt.date
     validation_days: int = Field(default=30, ge=1)
+    #: The reference year has days no model can use (a blocked blizzard day, a missing
+    #: weather delivery): skip them and list them, rather than refuse.
+    missing_partitions: Literal["refuse", "skip"] = "skip"
 
     @model_validator(mode="after")
     def _ordered(self) -> ReferenceEvaluation:

@@ -1,22 +1,31 @@
-"""The feature job: build one day's feature partition from validated lake partitions.
+"""The feature job: build feature partitions, one per day, from validated lake partitions.
 
 ``jobs/build_features.py`` (submitted by Airflow's ``SparkSubmitOperator``) and
-``runway run features`` both call :func:`build_feature_partition`. It needs, for day
-``ds``: the validated partition of every events dataset, the latest validated snapshot
-of every reference dataset on or before ``ds``, and — when present — validated entity
-history for the trailing windows (missing history days only shorten the window, and the
-manifest records which days were used).
+``runway run features`` call :func:`build_feature_range` (:func:`build_feature_partition`
+is the range of one day). Day ``ds`` needs: the validated partition of every events
+dataset, the latest validated snapshot of every reference dataset on or before ``ds``,
+and — when present — validated entity history for the trailing windows (missing history
+days only shorten the window, and the manifest records which days were used).
+
+A range of days is computed in one Spark session as one plan (one per group of days
+that look up different reference data; normally the whole range is one group) and
+written partitioned by day, so a year costs about as much as its data, not 365 Spark
+start-ups; each day is still published as its own partition, row for row what a build of
+that day alone gives.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as dt
 import hashlib
 import inspect
 import json
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +38,12 @@ from runway_mlops.config import (
     load_settings,
     parse_date,
 )
-from runway_mlops.errors import FeatureBuildError, MissingPartitionError, RunwayError
+from runway_mlops.errors import (
+    ConfigError,
+    FeatureBuildError,
+    MissingPartitionError,
+    RunwayError,
+)
 from runway_mlops.lake import Lake
 
 if TYPE_CHECKING:
@@ -99,14 +113,184 @@ def _read_days(
     return frame.withColumn("_ds", F.to_date(F.col("ds").cast("string"))).drop("ds")
 
 
-def _latest_snapshot(lake: Lake, pipeline: str, dataset: str, ds: dt.date) -> dt.date:
-    days = [d for d in lake.partitions("validated", pipeline, dataset) if d <= ds]
-    if not days:
-        raise MissingPartitionError(
-            f"no validated snapshot of reference dataset {dataset!r} on or before {ds}: "
-            "run ingest and validate for that day first"
+@dataclass
+class _DayInputs:
+    """The partitions one day's features are computed from; its manifest's ``inputs``."""
+
+    ds: dt.date
+    history: list[dt.date] | None = None  # None: the pipeline has no trailing features
+    history_missing: list[dt.date] = field(default_factory=list)
+    snapshots: dict[str, dt.date] = field(default_factory=dict)
+    observations: dict[str, list[dt.date]] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        inputs: dict[str, Any] = {"entity": [self.ds.isoformat()]}
+        if self.history is not None:
+            inputs["history_days"] = [d.isoformat() for d in self.history]
+            inputs["history_days_missing"] = [d.isoformat() for d in self.history_missing]
+        for dataset, snapshot in self.snapshots.items():
+            inputs[f"reference:{dataset}"] = snapshot.isoformat()
+        for dataset, days in self.observations.items():
+            inputs[f"observations:{dataset}"] = [d.isoformat() for d in days]
+        return inputs
+
+
+def _lookup_datasets(pipeline: PipelineConfig) -> list[str]:
+    return list(dict.fromkeys(lookup.dataset for lookup in pipeline.features.lookups))
+
+
+def missing_feature_inputs(
+    settings: PlatformSettings, pipeline: PipelineConfig, days: list[dt.date]
+) -> dict[dt.date, list[str]]:
+    """Why each day of ``days`` cannot be built yet, oldest first; buildable days are left out.
+
+    A day needs the validated partition of every events dataset and a validated snapshot
+    of every looked-up reference dataset on or before it. Missing history days are not a
+    problem: they only shorten the trailing windows (and the manifest says so).
+    """
+    lake = Lake(settings.lake_dir)
+    days = sorted(set(days))
+    problems: dict[dt.date, list[str]] = {}
+    for ds in days:
+        missing = [
+            name
+            for name in pipeline.events_datasets
+            if not lake.exists("validated", pipeline.name, name, ds)
+        ]
+        if missing:
+            quarantined = {
+                e.dataset for e in catalog.list_quarantine(settings.database_url, pipeline.name, ds)
+            }
+            why = [
+                f"{m} ({'quarantined' if m in quarantined else 'not validated yet'})"
+                for m in missing
+            ]
+            problems.setdefault(ds, []).append(f"no validated partition of {', '.join(why)}")
+    for dataset in _lookup_datasets(pipeline):
+        snapshots = lake.partitions("validated", pipeline.name, dataset)
+        for ds in days:
+            if not snapshots or ds < snapshots[0]:
+                problems.setdefault(ds, []).append(
+                    f"no validated snapshot of reference dataset {dataset!r} on or before {ds}"
+                )
+    return dict(sorted(problems.items()))
+
+
+def _missing_message(pipeline: str, days: list[dt.date], problems: dict[dt.date, list[str]]) -> str:
+    hint = "see `runway quarantine list` and the validation report"
+    if len(days) == 1:
+        ((ds, reasons),) = problems.items()
+        return f"cannot build features of {pipeline} for {ds}: {' and '.join(reasons)}; {hint}"
+    listed = "; ".join(f"{ds}: {' and '.join(reasons)}" for ds, reasons in problems.items())
+    return (
+        f"cannot build features of {pipeline} for {len(problems)} of {len(days)} days "
+        f"({days[0]}..{days[-1]}): {listed}; {hint}. Nothing was built."
+    )
+
+
+def _plan_inputs(lake: Lake, pipeline: PipelineConfig, days: list[dt.date]) -> list[_DayInputs]:
+    """Resolve each day's inputs exactly as a build of that day alone would."""
+    features = pipeline.features
+    name = pipeline.name
+    entity_days = set(lake.partitions("validated", name, features.entity))
+    snapshots = {d: lake.partitions("validated", name, d) for d in _lookup_datasets(pipeline)}
+    observed = {a.dataset: lake.partitions("validated", name, a.dataset) for a in features.asof}
+    plans = []
+    for ds in days:
+        plan = _DayInputs(ds)
+        if features.trailing:
+            longest = max(features.trailing.windows_days)
+            wanted = {ds - dt.timedelta(days=i) for i in range(1, longest + 1)}
+            plan.history = sorted(wanted & entity_days)
+            plan.history_missing = sorted(wanted - entity_days)
+        for dataset, available in snapshots.items():
+            # The latest validated snapshot on or before the day (missing_feature_inputs
+            # has made sure there is one).
+            plan.snapshots[dataset] = available[bisect.bisect_right(available, ds) - 1]
+        for asof in features.asof:
+            reach = dt.timedelta(minutes=asof.max_age_minutes + features.prediction_lead_minutes)
+            first = ds - dt.timedelta(days=reach.days + 1)
+            plan.observations[asof.dataset] = [
+                d for d in observed[asof.dataset] if first <= d <= ds
+            ]
+        plans.append(plan)
+    return plans
+
+
+def _snapshot_groups(
+    lake: Lake, pipeline: PipelineConfig, plans: list[_DayInputs]
+) -> list[list[_DayInputs]]:
+    """Split the days into groups that look up the same reference data.
+
+    Ingest copies the latest delivered snapshot into every day, so consecutive days hold
+    byte-identical snapshot files under different dates: those are one snapshot, and a
+    range normally needs one computation. Files that differ in any byte start a new group.
+    """
+    digests: dict[tuple[str, dt.date], str] = {}
+
+    def digest(dataset: str, snapshot: dt.date) -> str:
+        if (dataset, snapshot) not in digests:
+            folder = lake.partition_dir("validated", pipeline.name, dataset, snapshot)
+            files = [
+                hashlib.sha256(part.read_bytes()).hexdigest()
+                for part in sorted(folder.glob("*.parquet"))
+            ]
+            digests[dataset, snapshot] = hashlib.sha256(" ".join(files).encode()).hexdigest()
+        return digests[dataset, snapshot]
+
+    groups: dict[tuple[str, ...], list[_DayInputs]] = {}
+    for plan in plans:
+        same = tuple(digest(dataset, snapshot) for dataset, snapshot in plan.snapshots.items())
+        groups.setdefault(same, []).append(plan)
+    return list(groups.values())
+
+
+def _compute_group(
+    spark: SparkSession,
+    lake: Lake,
+    pipeline: PipelineConfig,
+    plans: list[_DayInputs],
+    version: str,
+) -> DataFrame:
+    """Features of a group of days that share their reference data, with ``_ds``."""
+    from runway_mlops.features.transforms import compute_features
+
+    features = pipeline.features
+    name = pipeline.name
+
+    def union(days: Iterable[dt.date]) -> list[dt.date]:
+        return sorted(set(days))
+
+    entity = _read_days(spark, lake, name, features.entity, [p.ds for p in plans])
+    history = None
+    if features.trailing:
+        # Each entity day joins only its own window (see transforms.trailing_features), so
+        # reading the union of the days' windows gives every day what it alone would see.
+        days = union(d for p in plans for d in p.history or [])
+        history = _read_days(spark, lake, name, features.entity, days) if days else entity.limit(0)
+    # Every day of the group has the same snapshot content: read the first day's.
+    references = {
+        dataset: _read_days(spark, lake, name, dataset, [snapshot])
+        for dataset, snapshot in plans[0].snapshots.items()
+    }
+    observations = {}
+    for asof in features.asof:
+        time_column = pipeline.datasets[asof.dataset].event_time
+        assert time_column is not None
+        days = union(d for p in plans for d in p.observations[asof.dataset])
+        observations[asof.dataset] = (
+            _read_days(spark, lake, name, asof.dataset, days),
+            time_column,
         )
-    return days[-1]
+    return compute_features(
+        entity,
+        pipeline.datasets[features.entity].key,
+        features,
+        feature_version=version,
+        history=history,
+        references=references,
+        observations=observations,
+    )
 
 
 def build_feature_partition(
@@ -117,122 +301,188 @@ def build_feature_partition(
     *,
     run_id: str | None = None,
 ) -> FeatureResult:
-    """Compute and atomically publish ``features/<pipeline>/<entity>/ds=<ds>``."""
-    from runway_mlops.features.transforms import compute_features, label_rows
+    """Compute and atomically publish ``features/<pipeline>/<entity>/ds=<ds>`` (and labels).
 
+    The range build for one day: see :func:`build_feature_range`.
+    """
+    (result,) = build_feature_range(spark, settings, pipeline, [ds], run_id=run_id)
+    return result
+
+
+def build_feature_range(
+    spark: SparkSession,
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    days: list[dt.date],
+    *,
+    run_id: str | None = None,
+) -> list[FeatureResult]:
+    """Compute the feature partitions of ``days`` together and publish each day.
+
+    Every day gets its own partition in ``features`` (and ``labels``), manifest and
+    catalog record, the same as a build of that day alone gives, row for row and in the
+    same order: each day reads its own trailing window, reference snapshot and
+    observations, and the result is written partitioned by day, one file per day sorted
+    by the entity key.
+
+    Days are computed together when they look up the same reference data (see
+    :func:`_snapshot_groups`). The entity key must tell rows of different days apart (a
+    key repeated across days shows up as a row-count error).
+
+    Raises:
+        MissingPartitionError: naming every day whose inputs are missing (see
+            :func:`missing_feature_inputs`), before anything is computed.
+        FeatureBuildError: naming every day whose feature rows do not match its entity
+            rows, before any day is published.
+    """
+    from runway_mlops.features.transforms import DS, label_rows
+
+    days = sorted(set(days))
+    if not days:
+        return []
+    problems = missing_feature_inputs(settings, pipeline, days)
+    if problems:
+        raise MissingPartitionError(_missing_message(pipeline.name, days, problems))
     lake = Lake(settings.lake_dir)
     features = pipeline.features
     entity_name = features.entity
-    entity_config = pipeline.datasets[entity_name]
-    missing = [
-        name
-        for name in pipeline.events_datasets
-        if not lake.exists("validated", pipeline.name, name, ds)
-    ]
-    if missing:
-        quarantined = {
-            e.dataset for e in catalog.list_quarantine(settings.database_url, pipeline.name, ds)
-        }
-        why = [
-            f"{m} ({'quarantined' if m in quarantined else 'not validated yet'})" for m in missing
-        ]
-        raise MissingPartitionError(
-            f"cannot build features of {pipeline.name} for {ds}: no validated partition of "
-            f"{', '.join(why)}; see `runway quarantine list` and the validation report"
-        )
+    key = pipeline.datasets[entity_name].key
     version = feature_version(pipeline)
-    inputs: dict[str, Any] = {"entity": [ds.isoformat()]}
-    entity = _read_days(spark, lake, pipeline.name, entity_name, [ds])
+    plans = _plan_inputs(lake, pipeline, days)
+    entity = _read_days(spark, lake, pipeline.name, entity_name, days)
+    expected = {row[DS]: row["count"] for row in entity.groupBy(DS).count().collect()}
 
-    history = None
-    if features.trailing:
-        longest = max(features.trailing.windows_days)
-        wanted = {ds - dt.timedelta(days=i) for i in range(1, longest + 1)}
-        days = sorted(
-            d for d in lake.partitions("validated", pipeline.name, entity_name) if d in wanted
-        )
-        history = (
-            _read_days(spark, lake, pipeline.name, entity_name, days) if days else entity.limit(0)
-        )
-        inputs["history_days"] = [d.isoformat() for d in days]
-        inputs["history_days_missing"] = sorted(d.isoformat() for d in wanted - set(days))
-
-    references = {}
-    for lookup in features.lookups:
-        snapshot = _latest_snapshot(lake, pipeline.name, lookup.dataset, ds)
-        references[lookup.dataset] = _read_days(
-            spark, lake, pipeline.name, lookup.dataset, [snapshot]
-        )
-        inputs[f"reference:{lookup.dataset}"] = snapshot.isoformat()
-
-    observations = {}
-    for asof in features.asof:
-        reach = dt.timedelta(minutes=asof.max_age_minutes + features.prediction_lead_minutes)
-        first = ds - dt.timedelta(days=reach.days + 1)
-        days = [
-            d for d in lake.partitions("validated", pipeline.name, asof.dataset) if first <= d <= ds
-        ]
-        time_column = pipeline.datasets[asof.dataset].event_time
-        assert time_column is not None
-        observations[asof.dataset] = (
-            _read_days(spark, lake, pipeline.name, asof.dataset, days),
-            time_column,
-        )
-        inputs[f"observations:{asof.dataset}"] = [d.isoformat() for d in days]
-
-    frame = compute_features(
-        entity,
-        entity_config.key,
-        features,
-        feature_version=version,
-        history=history,
-        references=references,
-        observations=observations,
-    ).drop("_ds")
-
-    expected = entity.count()
-    manifest: dict[str, Any] = {"feature_version": version, "inputs": inputs, "run_id": run_id}
-    with lake.publish("features", pipeline.name, entity_name, ds, manifest) as folder:
-        _write_parquet(frame, folder)
-        written = _count_rows(folder)
-        if written != expected:
-            raise FeatureBuildError(
-                f"feature partition for {ds} has {written} rows but the entity has {expected}: "
-                "a join duplicated or lost rows (is a reference key unique?)"
+    # Spark's output goes to a private folder first: nothing is published until every
+    # day is written and its row count checked.
+    staging = Path(
+        tempfile.mkdtemp(prefix=f"features-{pipeline.name}-", dir=lake._work_dir("staging"))
+    )
+    try:
+        # One computation and write per group of days with the same reference data (one
+        # group, unless a snapshot changed within the range); no union, so no group can
+        # widen another's column types.
+        frame_of = {}
+        for group in _snapshot_groups(lake, pipeline, plans):
+            frame = _compute_group(spark, lake, pipeline, group, version)
+            _write_by_day(frame, key, staging / "features")
+            frame_of.update(dict.fromkeys((plan.ds for plan in group), frame))
+        written = {ds: _count_rows(_day_dir(staging / "features", ds)) for ds in days}
+        wrong = [ds for ds in days if written[ds] != expected.get(ds, 0)]
+        if wrong:
+            counts = "; ".join(
+                f"feature partition for {ds} has {written[ds]} rows but the entity has "
+                f"{expected.get(ds, 0)}"
+                for ds in wrong
             )
-        manifest["rows"] = written  # publish() writes the manifest after this block
-    if pipeline.label is not None:
-        labels = label_rows(entity, entity_config.key, features, pipeline.label)
-        label_manifest: dict[str, Any] = {"label": pipeline.label.name, "run_id": run_id}
-        with lake.publish("labels", pipeline.name, entity_name, ds, label_manifest) as folder:
-            _write_parquet(labels, folder)
-            label_manifest["rows"] = _count_rows(folder)
-    path = lake.partition_dir("features", pipeline.name, entity_name, ds)
-    catalog.record_partition(
-        settings.database_url,
-        pipeline=pipeline.name,
-        dataset=entity_name,
-        zone="features",
-        ds=ds,
-        rows=written,
-        path=str(path),
-        details={"feature_version": version, "inputs": inputs},
-        run_id=run_id,
+            raise FeatureBuildError(
+                f"{counts}: a join duplicated or lost rows (is a reference key unique?)"
+            )
+        labels = None
+        if pipeline.label is not None:
+            labels = label_rows(entity, [*key, DS], features, pipeline.label)
+            _write_by_day(labels, key, staging / "labels")
+
+        results = []
+        for plan in plans:
+            ds, inputs = plan.ds, plan.manifest()
+            manifest: dict[str, Any] = {
+                "feature_version": version,
+                "inputs": inputs,
+                "run_id": run_id,
+            }
+            rows = _publish_day(
+                lake, "features", pipeline.name, entity_name, ds, manifest, staging, frame_of[ds]
+            )
+            if pipeline.label is not None:
+                assert labels is not None
+                label_manifest: dict[str, Any] = {"label": pipeline.label.name, "run_id": run_id}
+                _publish_day(
+                    lake, "labels", pipeline.name, entity_name, ds, label_manifest, staging, labels
+                )
+            path = lake.partition_dir("features", pipeline.name, entity_name, ds)
+            catalog.record_partition(
+                settings.database_url,
+                pipeline=pipeline.name,
+                dataset=entity_name,
+                zone="features",
+                ds=ds,
+                rows=rows,
+                path=str(path),
+                details={"feature_version": version, "inputs": inputs},
+                run_id=run_id,
+            )
+            results.append(
+                FeatureResult(
+                    ds=ds, rows=rows, path=str(path), feature_version=version, inputs=inputs
+                )
+            )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return results
+
+
+def _day_dir(folder: Path, ds: dt.date) -> Path:
+    """Where Spark's ``partitionBy("_ds")`` put day ``ds`` under ``folder``."""
+    from runway_mlops.features.transforms import DS
+
+    return folder / f"{DS}={ds.isoformat()}"
+
+
+def _write_by_day(frame: DataFrame, key: list[str], folder: Path) -> None:
+    """Write ``frame`` as ``folder/_ds=<day>/``: one file per day, rows sorted by ``key``.
+
+    Repartitioning by day puts all of a day's rows in one task, hence one file; sorting
+    by key makes the file the same whichever days were built with it.
+    """
+    from runway_mlops.features.transforms import DS
+
+    (
+        frame.repartition(DS)
+        .sortWithinPartitions(DS, *key)
+        .write.mode("append")  # groups of days add their own day folders
+        .partitionBy(DS)
+        .parquet(str(folder))
     )
-    return FeatureResult(
-        ds=ds, rows=written, path=str(path), feature_version=version, inputs=inputs
-    )
+
+
+def _publish_day(
+    lake: Lake,
+    zone: str,
+    pipeline: str,
+    dataset: str,
+    ds: dt.date,
+    manifest: dict[str, Any],
+    staging: Path,
+    frame: DataFrame,
+) -> int:
+    """Publish day ``ds`` of ``staging/<zone>`` as its partition; returns its rows."""
+    from runway_mlops.features.transforms import DS
+
+    with lake.publish(zone, pipeline, dataset, ds, manifest) as folder:
+        files = sorted(_day_dir(staging / zone, ds).glob("part-*.parquet"))
+        if files:
+            _place_parquet(files, folder)
+        else:
+            # A day without rows gets no folder from Spark: write the schema alone, as a
+            # build of that day alone would.
+            _write_parquet(frame.drop(DS).limit(0), folder)
+        manifest["rows"] = _count_rows(folder)  # publish() writes the manifest after this
+    return int(manifest["rows"])
 
 
 def _write_parquet(frame: DataFrame, folder: Path) -> None:
     """Write ``frame`` as one Parquet file with a stable name into ``folder``."""
     spark_out = folder / "_spark"
     frame.coalesce(1).write.mode("overwrite").parquet(str(spark_out))
+    _place_parquet(sorted(spark_out.glob("part-*.parquet")), folder)
+    shutil.rmtree(spark_out)
+
+
+def _place_parquet(files: list[Path], folder: Path) -> None:
     # Spark names files with a random UUID; stable names make a rerun byte-for-byte
     # the same partition.
-    for i, part in enumerate(sorted(spark_out.glob("part-*.parquet"))):
+    for i, part in enumerate(files):
         shutil.move(str(part), folder / f"part-{i:05d}.parquet")
-    shutil.rmtree(spark_out)
 
 
 def _count_rows(folder: Path) -> int:
@@ -242,23 +492,45 @@ def _count_rows(folder: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for spark-submit: ``build_features.py --pipeline NAME --ds YYYY-MM-DD``."""
+    """Entry point for spark-submit.
+
+    ``build_features.py --pipeline NAME (--ds YYYY-MM-DD | --from YYYY-MM-DD --to YYYY-MM-DD)``;
+    prints one ``RUNWAY_RESULT <json>`` line per day built.
+    """
     parser = argparse.ArgumentParser(prog="build_features", description=__doc__)
     parser.add_argument("--pipeline", required=True)
-    parser.add_argument("--ds", required=True, help="the local day to build, YYYY-MM-DD")
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument("--ds", help="the local day to build, YYYY-MM-DD")
+    when.add_argument(
+        "--from",
+        dest="date_from",
+        metavar="YYYY-MM-DD",
+        help="first day of a range to build in one Spark job (with --to)",
+    )
+    parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day of the range")
     parser.add_argument("--run-id", default=None)
     args = parser.parse_args(argv)
+    if bool(args.date_from) != bool(args.date_to):
+        parser.error("--from and --to go together")
     try:
         settings = load_settings()
         pipeline = get_pipeline(settings, args.pipeline)
-        ds = parse_date(args.ds)
+        if args.ds:
+            days = [parse_date(args.ds)]
+        else:
+            first = parse_date(args.date_from, "--from date")
+            last = parse_date(args.date_to, "--to date")
+            if last < first:
+                raise ConfigError(f"--to {last} is before --from {first}")
+            days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
         spark = spark_session()
         try:
-            result = build_feature_partition(spark, settings, pipeline, ds, run_id=args.run_id)
+            results = build_feature_range(spark, settings, pipeline, days, run_id=args.run_id)
         finally:
             spark.stop()
     except RunwayError as exc:
         print(f"build_features: {exc.kind}: {exc}", file=sys.stderr)
         return 1
-    print("RUNWAY_RESULT " + json.dumps(asdict(result), default=str))
+    for result in results:
+        print("RUNWAY_RESULT " + json.dumps(asdict(result), default=str))
     return 0

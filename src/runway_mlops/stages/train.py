@@ -94,9 +94,14 @@ def _training(pipeline: PipelineConfig) -> Any:
 
 
 def prepare_training_set(
-    settings: PlatformSettings, pipeline: PipelineConfig, window: TrainingWindow
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    window: TrainingWindow,
+    *,
+    missing_partitions: str | None = None,
 ) -> TrainingSet:
-    return build_training_set(settings, pipeline, window)
+    """Build the window's training set (``missing_partitions`` overrides the config)."""
+    return build_training_set(settings, pipeline, window, missing_partitions=missing_partitions)
 
 
 def _compact_days(days: list[str]) -> str:
