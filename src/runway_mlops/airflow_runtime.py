@@ -158,6 +158,11 @@ def migrate(settings: PlatformSettings, env: Mapping[str, str]) -> None:
         raise AirflowStartError(f"`airflow db migrate` failed (log: {log}):\n{tail}")
 
 
+#: Components a supervisor restarts when they exit; and how often before giving up.
+RESTARTABLE = ("scheduler", "dag-processor", "triggerer")
+MAX_RESTARTS = 3
+
+
 @dataclass
 class AirflowProcesses:
     """The Airflow components this process started; stop them with :meth:`stop`."""
@@ -166,19 +171,56 @@ class AirflowProcesses:
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return self.settings.airflow_url.rstrip("/")
 
+    def spawn(self, name: str, command: list[str]) -> None:
+        """Start one component with its output appended to ``logs/<name>.log``."""
+        log = self.settings.airflow_home / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.logs[name] = log
+        self.commands[name] = command
+        with log.open("ab") as out:
+            self.processes[name] = subprocess.Popen(
+                command,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
     def check_alive(self) -> None:
-        for name, proc in self.processes.items():
-            if proc.poll() is not None:
-                tail = self.logs[name].read_text(errors="replace")[-3000:]
-                raise AirflowStartError(
-                    f"airflow {name} exited with status {proc.returncode} "
-                    f"(log: {self.logs[name]}):\n{tail}"
+        """Restart a background component that exited, as a process supervisor would.
+
+        The scheduler exits on some database errors by design (e.g. a ``StaleDataError``
+        when SQLite serialises a backfill's writes against its own) and relies on a
+        supervisor to start it again; its state is in the database, so a restart loses
+        nothing. The API server is not restarted: it is what we talk to. After
+        ``MAX_RESTARTS`` restarts of one component, its exit is an error.
+        """
+        for name, proc in list(self.processes.items()):
+            if proc.poll() is None:
+                continue
+            tail = self.logs[name].read_text(errors="replace")[-3000:]
+            restarts = self.restarts.get(name, 0)
+            if name in RESTARTABLE and restarts < MAX_RESTARTS:
+                self.restarts[name] = restarts + 1
+                print(
+                    f"runway: airflow {name} exited with status {proc.returncode}; restarting "
+                    f"({restarts + 1}/{MAX_RESTARTS}, log: {self.logs[name]})",
+                    flush=True,
                 )
+                self.spawn(name, self.commands[name])
+                continue
+            raise AirflowStartError(
+                f"airflow {name} exited with status {proc.returncode} "
+                f"(log: {self.logs[name]}):\n{tail}"
+            )
 
     def stop(self, timeout: float = 30) -> None:
         for proc in self.processes.values():
@@ -221,20 +263,9 @@ def start(
         )
     migrate(settings, env)
     running = AirflowProcesses(settings=settings, env=env)
-    log_dir = settings.airflow_home / "logs"
     try:
         for name in components:
-            log = log_dir / f"{name}.log"
-            running.logs[name] = log
-            with log.open("ab") as out:
-                running.processes[name] = subprocess.Popen(
-                    [airflow_bin(), name],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+            running.spawn(name, [airflow_bin(), name])
         if "api-server" in components:
             _wait_healthy(running, wait_seconds)
     except BaseException:

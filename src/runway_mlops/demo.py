@@ -288,7 +288,12 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
         print(f"2/{steps} using the Airflow already running at {settings.airflow_url}", flush=True)
     else:
         print(f"2/{steps} starting Airflow in {settings.airflow_home}", flush=True)
-        procs = airflow_runtime.start(settings)  # `start` is the first day here
+        # The scheduler starts once the backfill exists: on SQLite, a scheduler that sees
+        # the backfill's runs while the API server is still writing them can mark a run
+        # finished before its tasks exist, then exit on a StaleDataError.
+        procs = airflow_runtime.start(
+            settings, [c for c in airflow_runtime.COMPONENTS if c != "scheduler"]
+        )
     training_run: dict[str, Any] | None = None
     training_text = ""
     try:
@@ -306,6 +311,8 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
                 local_midnight(last, config),
                 max_active_runs=config.max_active_runs,
             )
+            if procs is not None:
+                procs.spawn("scheduler", [airflow_runtime.airflow_bin(), "scheduler"])
             runs = follow_backfill(
                 api, dag_id, days, config, backfill_id=backfill["id"], procs=procs
             )

@@ -86,3 +86,33 @@ def test_tasks_inherit_the_exact_profile(settings) -> None:
     env = airflow_env(settings, base={})
     runway_env = {k: v for k, v in env.items() if k.startswith("RUNWAY_")}
     assert load_settings(env=runway_env) == settings
+
+
+def test_a_crashed_scheduler_is_restarted_then_given_up(settings) -> None:
+    """A supervisor restarts the scheduler (state lives in the database); not forever."""
+    from runway_mlops.airflow_runtime import MAX_RESTARTS, AirflowProcesses, AirflowStartError
+
+    running = AirflowProcesses(settings=settings, env={"PATH": "/usr/bin:/bin"})
+    try:
+        running.spawn("scheduler", ["sleep", "60"])
+        running.spawn("api-server", ["sleep", "60"])
+        for attempt in range(1, MAX_RESTARTS + 1):
+            first = running.processes["scheduler"]
+            first.kill()
+            first.wait()
+            running.check_alive()
+            assert running.processes["scheduler"].pid != first.pid
+            assert running.processes["scheduler"].poll() is None
+            assert running.restarts["scheduler"] == attempt
+        running.processes["scheduler"].kill()
+        running.processes["scheduler"].wait()
+        with pytest.raises(AirflowStartError, match="scheduler exited"):
+            running.check_alive()
+        # The API server is never restarted behind our back.
+        running.spawn("scheduler", ["sleep", "60"])
+        running.processes["api-server"].kill()
+        running.processes["api-server"].wait()
+        with pytest.raises(AirflowStartError, match="api-server exited"):
+            running.check_alive()
+    finally:
+        running.stop()
