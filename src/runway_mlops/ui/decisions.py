@@ -1,6 +1,6 @@
 """Model-gate decisions inside the Airflow UI: the ``/decisions`` routes of the reports app.
 
-The ``evaluate_gates`` task (and ``runway run train`` outside Airflow) records one
+The ``evaluate_gates`` task (and ``runway train`` outside Airflow) records one
 decision per candidate model in the platform database (``runway_gate_decisions``: each
 check with its value, threshold and verdict, and the inputs the decision was made on);
 registration and promotion append model events (``runway_model_events``). These pages
