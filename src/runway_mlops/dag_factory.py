@@ -223,7 +223,7 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
         "window_days": Param(
             training.window.days,
             type="integer",
-            minimum=training.window.validation_days + training.window.test_days + 1,
+            minimum=3,  # with validation_days + test_days below it (checked per run)
             description="Days in the window (train + validation + test)",
         ),
         "validation_days": Param(
