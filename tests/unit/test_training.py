@@ -282,3 +282,31 @@ def test_demo_trains_on_its_own_days(flights_pipeline) -> None:
     )
     assert (window.start, window.end) == (D(2013, 1, 1), D(2013, 1, 31))
     assert window.test_from == D(2013, 1, 25) and window.validation_from == D(2013, 1, 18)
+
+
+def test_non_finite_scores_fail_the_gates_instead_of_crashing() -> None:
+    y, good, _, slices = _scores()
+    broken = good.copy()
+    broken[:10] = np.nan
+    decision = gates.evaluate(
+        GatesConfig(min_roc_auc=0.5),
+        mode="enforce",
+        test=slices,
+        y=y,
+        p_challenger=broken,
+        train_positive_rate=0.5,
+        safety=_safety(),
+    )
+    assert _by_name(decision)["finite_probabilities[test]"].verdict == "fail"
+    assert decision.blocking
+
+
+def test_an_all_missing_feature_is_no_baseline(tmp_path) -> None:
+    from runway_mlops.stages.train import single_feature_baselines
+    from runway_mlops.training.dataset import TrainingSet
+
+    test = pd.DataFrame({"delayed": [0, 1, 0, 1], "empty": [np.nan] * 4, "x": [0.1, 0.9, 0.2, 0.8]})
+    lineage = {"label": "delayed", "features": ["empty", "x"], "categorical": []}
+    window = TrainingWindow(D(2013, 1, 1), D(2013, 1, 2), D(2013, 1, 3), D(2013, 1, 4))
+    best = single_feature_baselines(TrainingSet(tmp_path, window, lineage), test)
+    assert best == {"feature": "x", "roc_auc": 1.0}

@@ -487,6 +487,8 @@ def single_feature_baselines(training_set: TrainingSet, test: pd.DataFrame) -> d
         if column in categorical:
             continue
         values = pd.to_numeric(test[column], errors="coerce")
+        if values.isna().all():
+            continue  # e.g. a 28-day window with no history yet
         auc = roc_auc(y, values.fillna(values.median()).to_numpy())
         if auc is None:
             continue

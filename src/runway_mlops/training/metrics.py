@@ -20,12 +20,14 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
-    """ROC AUC, or None when only one class is present (undefined)."""
+    """ROC AUC, or None when undefined: one class only, or scores that are not finite
+    (the gates' finite-probability check reports those)."""
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
     y = np.asarray(y)
-    if len(np.unique(y)) < 2:
+    p = np.asarray(p, dtype="float64")
+    if len(np.unique(y)) < 2 or not np.isfinite(p).all():
         return None
     return float(roc_auc_score(y, p))
 
@@ -42,7 +44,9 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
         "roc_auc": roc_auc(y, p),
         "log_loss": log_loss(y, p),
         "brier": float(np.mean((p - y) ** 2)),
-        "pr_auc": float(average_precision_score(y, p)) if two_classes else None,
+        "pr_auc": (
+            float(average_precision_score(y, p)) if two_classes and np.isfinite(p).all() else None
+        ),
         "positive_rate": float(np.mean(y)) if len(y) else None,
         "rows": float(len(y)),
     }
