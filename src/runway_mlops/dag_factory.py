@@ -73,9 +73,30 @@ def _doc(pipeline: PipelineConfig) -> str:
     )
 
 
+def _dag_dates(pipeline: PipelineConfig) -> tuple[Any, Any, Any]:
+    """(time zone, first interval start, end or None) of a pipeline's DAGs, local midnights."""
+    import pendulum
+
+    zone = pendulum.timezone(pipeline.timezone)
+    first = pipeline.start_date
+    start = pendulum.datetime(first.year, first.month, first.day, tz=zone)
+    end = None
+    if pipeline.end_date:
+        last = pipeline.end_date + dt.timedelta(days=1)
+        end = pendulum.datetime(last.year, last.month, last.day, tz=zone)
+    return zone, start, end
+
+
+def _default_args(pipeline: PipelineConfig) -> dict[str, Any]:
+    return {
+        "owner": pipeline.owner,
+        "retries": pipeline.retries,
+        "retry_delay": dt.timedelta(seconds=pipeline.retry_delay_seconds),
+    }
+
+
 def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> DAG:
     """The ``<pipeline>_features`` DAG: ingest_raw >> validate_raw >> build_features."""
-    import pendulum
     from airflow.providers.standard.operators.python import PythonOperator
     from airflow.sdk import DAG
     from airflow.timetables.interval import CronDataIntervalTimetable
@@ -84,19 +105,8 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
     from runway_mlops.features.job import SPARK_CONF
     from runway_mlops.operators import FeatureSubmitOperator
 
-    zone = pendulum.timezone(pipeline.timezone)
-    start = pendulum.datetime(
-        pipeline.start_date.year, pipeline.start_date.month, pipeline.start_date.day, tz=zone
-    )
-    end = None
-    if pipeline.end_date:
-        last = pipeline.end_date + dt.timedelta(days=1)
-        end = pendulum.datetime(last.year, last.month, last.day, tz=zone)
-    default_args: dict[str, Any] = {
-        "owner": pipeline.owner,
-        "retries": pipeline.retries,
-        "retry_delay": dt.timedelta(seconds=pipeline.retry_delay_seconds),
-    }
+    zone, start, end = _dag_dates(pipeline)
+    default_args = _default_args(pipeline)
     day = f"{{{{ data_interval_start.in_timezone('{pipeline.timezone}').to_date_string() }}}}"
     with DAG(
         dag_id=f"{pipeline.name}_features",
@@ -188,7 +198,6 @@ def _training_doc(pipeline: PipelineConfig) -> str:
 
 def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> DAG:
     """The ``<pipeline>_training`` DAG (see the module docstring)."""
-    import pendulum
     from airflow.providers.standard.operators.hitl import ApprovalOperator
     from airflow.providers.standard.operators.python import PythonOperator
     from airflow.sdk import DAG, Param
@@ -198,14 +207,7 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
 
     training = pipeline.training
     assert training is not None
-    zone = pendulum.timezone(pipeline.timezone)
-    start = pendulum.datetime(
-        pipeline.start_date.year, pipeline.start_date.month, pipeline.start_date.day, tz=zone
-    )
-    end = None
-    if pipeline.end_date:
-        last = pipeline.end_date + dt.timedelta(days=1)
-        end = pendulum.datetime(last.year, last.month, last.day, tz=zone)
+    zone, start, end = _dag_dates(pipeline)
     schedule: Any
     if training.schedule is None:
         schedule = None
@@ -260,11 +262,7 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
         catchup=False,
         max_active_runs=1,
         params=params,
-        default_args={
-            "owner": pipeline.owner,
-            "retries": pipeline.retries,
-            "retry_delay": dt.timedelta(seconds=pipeline.retry_delay_seconds),
-        },
+        default_args=_default_args(pipeline),
         tags=["runway", "training", pipeline.name, *pipeline.tags],
     ) as dag:
         kwargs = {"pipeline_name": pipeline.name}

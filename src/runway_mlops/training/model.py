@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Candidate", "candidates", "feature_spec", "prepare", "predict", "train_booster"]
 
-#: Parameters a run may override besides LightGBM's own (see :func:`train_booster`).
-RUNWAY_PARAMS = ("num_boost_round", "early_stopping_rounds")
-
 
 def feature_spec(
     train: pd.DataFrame, features: list[str], categorical: list[str]

@@ -7,7 +7,7 @@ alias, never by the deprecated stages:
 * ``challenger`` — the latest model that passed its gates;
 * ``champion`` — the model inference uses;
 * ``previous_champion`` — the champion before the last promotion, so a rollback is one
-  alias move (:func:`rollback`).
+  alias move (the monitoring pipeline's job).
 
 The tracking URI comes from the platform settings (SQLite on embedded defaults, a
 PostgreSQL database or an MLflow server in production); credentials, if any, from the
@@ -204,19 +204,6 @@ def promote(client: MlflowClient, model_name: str, version: str) -> str | None:
 def aliased_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
     found = aliased(client, model_name, alias)
     return found.version if found else None
-
-
-def rollback(client: MlflowClient, model_name: str) -> tuple[str, str]:
-    """Point ``champion`` back at ``previous_champion``; return (from, to) versions."""
-    current = aliased(client, model_name, CHAMPION)
-    previous = aliased(client, model_name, PREVIOUS)
-    if current is None or previous is None:
-        raise RegistryError(
-            f"{model_name} has no champion and previous_champion to roll back between"
-        )
-    client.set_registered_model_alias(model_name, CHAMPION, previous.version)
-    client.delete_registered_model_alias(model_name, PREVIOUS)
-    return current.version, previous.version
 
 
 def load_model(uri: str) -> Any:
