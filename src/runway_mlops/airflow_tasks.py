@@ -276,3 +276,179 @@ def promote_champion(
         f"(previous: {result['previous_champion'] or 'none'}, by {result['promoted_by']})"
     )
     return result
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def _blocked_reason(settings: Any, pipeline: Any, ds: dt.date) -> str | None:
+    """Why the day's features will never arrive (its raw data is quarantined), or None."""
+    from runway_mlops import catalog
+
+    blocked = sorted(
+        {
+            e.dataset
+            for e in catalog.list_quarantine(settings.database_url, pipeline.name, ds)
+            if e.scope in ("partition", "delivery") and e.dataset in pipeline.events_datasets
+        }
+    )
+    if not blocked:
+        return None
+    return (
+        f"{', '.join(blocked)} of {pipeline.name} for {ds} is quarantined, so the day has no "
+        "features to score: see `runway quarantine list` and the validation report; rerun "
+        "the feature DAG for the day once the data is fixed, then clear this run"
+    )
+
+
+def features_ready(pipeline_name: str, **context: Any) -> bool:
+    """Sensor ``wait_for_features``: the interval's feature partition is published."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from runway_mlops.lake import Lake
+
+    settings, pipeline = _load(pipeline_name)
+    ds = partition_day(context["data_interval_start"], pipeline.timezone)
+    if Lake(settings.lake_dir).exists("features", pipeline.name, pipeline.features.entity, ds):
+        return True
+    reason = _blocked_reason(settings, pipeline, ds)
+    if reason:
+        raise AirflowFailException(f"missing partition: {reason}")
+    print(f"waiting for the feature partition of {pipeline.name} for {ds}")
+    return False
+
+
+def _scoring_context(context: dict[str, Any]) -> Any:
+    from runway_mlops.stages.score import ScoringContext
+
+    dag_run = context.get("dag_run")
+    run_type = getattr(dag_run, "run_type", None)
+    return ScoringContext(
+        dag_id=context["dag"].dag_id if context.get("dag") else None,
+        run_id=context.get("run_id"),
+        run_type=str(getattr(run_type, "value", run_type)) if run_type else None,
+        interval_start=context.get("data_interval_start"),
+        interval_end=context.get("data_interval_end"),
+    )
+
+
+def score_champion(pipeline_name: str, **context: Any) -> dict[str, Any]:
+    """Score the interval with the serving model (Airflow task ``score_champion``)."""
+    from runway_mlops.stages import score
+
+    settings, pipeline = _load(pipeline_name)
+    ds = partition_day(context["data_interval_start"], pipeline.timezone)
+    params = context.get("params") or {}
+    result = _run_stage(
+        lambda: score.score_champion(
+            settings, pipeline, ds, _scoring_context(context), model=params.get("model") or None
+        )
+    )
+    print(result.summary())
+    print(f"chosen by: {result.models[0]['how']}")
+    return {"ds": ds.isoformat(), "rows": result.rows, "path": result.path, "models": result.models}
+
+
+def score_shadow(pipeline_name: str, **context: Any) -> dict[str, Any]:
+    """Score the interval with the shadow models (Airflow task ``score_shadow``)."""
+    from runway_mlops.stages import score
+
+    settings, pipeline = _load(pipeline_name)
+    ds = partition_day(context["data_interval_start"], pipeline.timezone)
+    result = _run_stage(
+        lambda: score.score_shadow(settings, pipeline, ds, _scoring_context(context))
+    )
+    print(result.summary())
+    return {"ds": ds.isoformat(), "rows": result.rows, "path": result.path, "models": result.models}
+
+
+# -------------------------------------------------------------------------- monitoring
+
+
+def _monitor_context(context: dict[str, Any]) -> Any:
+    from runway_mlops.stages.monitor import MonitorContext
+
+    scoring = _scoring_context(context)
+    return MonitorContext(dag_id=scoring.dag_id, run_id=scoring.run_id, run_type=scoring.run_type)
+
+
+def _monitored(pipeline: Any, context: dict[str, Any]) -> dt.date:
+    from runway_mlops.stages.monitor import monitored_day
+
+    return monitored_day(pipeline, partition_day(context["data_interval_start"], pipeline.timezone))
+
+
+def outcomes_ready(pipeline_name: str, **context: Any) -> bool:
+    """Sensor ``wait_for_outcomes``: the monitored day's predictions and outcomes exist."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from runway_mlops.stages.monitor import missing_inputs
+
+    settings, pipeline = _load(pipeline_name)
+    ds = _monitored(pipeline, context)
+    missing = missing_inputs(settings, pipeline, ds)
+    if not missing:
+        return True
+    reason = _blocked_reason(settings, pipeline, ds)
+    if reason:
+        raise AirflowFailException(f"missing partition: {reason}")
+    print(f"monitoring {pipeline.name} {ds} waits for: {', '.join(missing)}")
+    return False
+
+
+def compute_monitoring(pipeline_name: str, **context: Any) -> dict[str, Any]:
+    """Realised quality and drift of the monitored day (task ``compute_monitoring``)."""
+    from runway_mlops.stages import monitor
+
+    settings, pipeline = _load(pipeline_name)
+    ds = _monitored(pipeline, context)
+    result = _run_stage(
+        lambda: monitor.compute_monitoring(settings, pipeline, ds, _monitor_context(context))
+    )
+    print(result.summary())
+    return {
+        "monitored_day": ds.isoformat(),
+        "versions": result.versions,
+        "drift_alerts": result.drift_alerts,
+    }
+
+
+def decide_policies(pipeline_name: str, **context: Any) -> dict[str, Any]:
+    """Rollback, shadow promotion and retraining decisions (task ``decide_policies``)."""
+    from runway_mlops.stages import monitor
+
+    settings, pipeline = _load(pipeline_name)
+    ds = _monitored(pipeline, context)
+    outcome = _run_stage(
+        lambda: monitor.decide_policies(settings, pipeline, ds, _monitor_context(context))
+    )
+    print(outcome.summary())
+    result = outcome.as_dict()
+    if outcome.retrain:
+        conf = {"window_end": outcome.retrain["window_end"], "reason": outcome.retrain["reason"]}
+        if outcome.retrain.get("window_days"):
+            conf["window_days"] = outcome.retrain["window_days"]
+        result["retrain"] = {**outcome.retrain, "conf": conf}
+    return result
+
+
+def retraining_needed(**context: Any) -> bool:
+    """``should_retrain``: True when ``decide_policies`` fired (and acted on) a retraining."""
+    decided = context["ti"].xcom_pull(task_ids="decide_policies") or {}
+    return bool(decided.get("retrain"))
+
+
+def write_monitoring_report(pipeline_name: str, **context: Any) -> dict[str, Any]:
+    """Rewrite the pipeline's monitoring report (task ``write_report``)."""
+    from runway_mlops.monitoring.report import write_report
+    from runway_mlops.training import registry
+
+    settings, pipeline = _load(pipeline_name)
+    client, _ = registry.connect(settings, pipeline)
+    aliases = {
+        alias: registry.aliased_version(client, pipeline.model_name, alias)
+        for alias in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS)
+    }
+    path = _run_stage(lambda: write_report(settings, pipeline, aliases=aliases))
+    print(f"monitoring report: {path} (Airflow UI: Browse → Model monitoring)")
+    return {"report": str(path)}

@@ -2,6 +2,9 @@
 
     runway seed --source files|postgres [--from DATE --to DATE] [--pipeline NAME]
     runway run STAGE --pipeline NAME (--date YYYY-MM-DD | --from DATE --to DATE)
+        STAGE: ingest | validate | features | score | monitor
+    runway predictions --pipeline NAME (--key KEY | --date YYYY-MM-DD) [--all-roles] [--json]
+    runway replay [--pipeline NAME] [--home DIR]   (the year through the platform)
     runway quarantine list [--pipeline NAME] [--date YYYY-MM-DD]
     runway train --pipeline NAME (--reference | --end YYYY-MM-DD) [--dry-run] [--set K=V]
     runway promote --pipeline NAME --version N
@@ -25,7 +28,7 @@ from typing import Any
 from runway_mlops import __version__
 from runway_mlops.errors import RunwayError
 
-STAGES = ("ingest", "validate", "features")
+STAGES = ("ingest", "validate", "features", "score", "monitor")
 
 
 def _settings() -> Any:
@@ -74,8 +77,15 @@ def _run_days(args: argparse.Namespace) -> list[Any]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _run_stage_day(stage: str, settings: Any, pipeline: Any, ds: Any, run_id: str) -> str:
-    """Ingest or validate one day; what to print (raises RunwayError if the day failed)."""
+def _run_stage_day(
+    stage: str, settings: Any, pipeline: Any, ds: Any, run_id: str, model: str | None = None
+) -> str:
+    """Ingest, validate, score or monitor one day; what to print (raises RunwayError if the
+    day failed)."""
+    if stage == "score":
+        return _score_day(settings, pipeline, ds, run_id, model)
+    if stage == "monitor":
+        return _monitor_day(settings, pipeline, ds, run_id)
     if stage == "ingest":
         from runway_mlops.stages.ingest import ingest
 
@@ -85,6 +95,56 @@ def _run_stage_day(stage: str, settings: Any, pipeline: Any, ds: Any, run_id: st
     from runway_mlops.stages.validate import validate
 
     return validate(settings, pipeline, ds, run_id=run_id).summary()
+
+
+def _score_day(settings: Any, pipeline: Any, ds: Any, run_id: str, model: str | None) -> str:
+    import datetime as dt
+
+    from runway_mlops.stages import score
+
+    context = score.ScoringContext(
+        run_id=run_id,
+        run_type="cli",
+        interval_start=dt.datetime.combine(ds, dt.time(), tzinfo=pipeline.zone),
+        interval_end=dt.datetime.combine(
+            ds + dt.timedelta(days=1), dt.time(), tzinfo=pipeline.zone
+        ),
+    )
+    champion = score.score_champion(settings, pipeline, ds, context, model=model)
+    shadow = score.score_shadow(settings, pipeline, ds, context)
+    return f"{champion.summary()} ({champion.models[0]['how']})\n{shadow.summary()}"
+
+
+def _monitor_day(settings: Any, pipeline: Any, ds: Any, run_id: str) -> str:
+    """Monitor day ``ds`` (its outcomes must be known), decide, act, rewrite the report."""
+    from runway_mlops.monitoring.report import write_report
+    from runway_mlops.replay import train_and_promote
+    from runway_mlops.stages import monitor
+
+    context = monitor.MonitorContext(run_id=run_id, run_type="cli")
+    lines = [monitor.compute_monitoring(settings, pipeline, ds, context).summary()]
+    outcome = monitor.decide_policies(settings, pipeline, ds, context)
+    lines.append(outcome.summary())
+    if outcome.retrain:
+        result = train_and_promote(
+            settings,
+            pipeline,
+            window_end=ds,
+            days=outcome.retrain.get("window_days"),
+            run_id=outcome.retrain["run_id"],
+            reason=outcome.retrain["reason"],
+        )
+        lines.append(
+            f"retrained (window end {ds}): {result.decision}"
+            + (f", v{result.model_version}" if result.model_version else "")
+            + (
+                f", promoted, serving from {result.effective_from}"
+                if result.promoted
+                else f" {result.note}"
+            )
+        )
+    lines.append(f"report: {write_report(settings, pipeline)}")
+    return "\n".join(lines)
 
 
 def _one_line(exc: RunwayError) -> str:
@@ -136,7 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ds = days[0]
         run_id = args.run_id or f"cli__{ds.isoformat()}"
         if args.stage != "features":
-            print(_run_stage_day(args.stage, settings, pipeline, ds, run_id))
+            print(_run_stage_day(args.stage, settings, pipeline, ds, run_id, args.model))
             return 0
         from runway_mlops.features.job import build_feature_partition, spark_session
 
@@ -161,7 +221,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for ds in days:
             run_id = args.run_id or f"cli__{ds.isoformat()}"
             try:
-                print(_run_stage_day(args.stage, settings, pipeline, ds, run_id).splitlines()[0])
+                text = _run_stage_day(args.stage, settings, pipeline, ds, run_id, args.model)
+                print(text if args.stage in ("score", "monitor") else text.splitlines()[0])
             except RunwayError as exc:
                 failed[ds] = _one_line(exc)
                 print(f"FAILED {pipeline.name} {ds}: {failed[ds]}")
@@ -172,6 +233,64 @@ def cmd_run(args: argparse.Namespace) -> int:
     lines = "\n".join(f"  {ds}: {why}" for ds, why in sorted(failed.items()))
     print(f"runway: {args.stage} failed for {len(failed)} day(s):\n{lines}", file=sys.stderr)
     return 1
+
+
+def cmd_predictions(args: argparse.Namespace) -> int:
+    """Look predictions up in the store: one entity by key, or a day's rows."""
+    from runway_mlops.config import parse_date
+    from runway_mlops.errors import ConfigError
+    from runway_mlops.inference import store
+
+    settings = _settings()
+    pipeline = _pipeline(settings, args.pipeline)
+    role = None if args.all_roles else "champion"
+    if bool(args.key) == bool(args.date):
+        raise ConfigError("give exactly one of --key KEY or --date YYYY-MM-DD")
+    if args.key:
+        rows = store.lookup(settings.database_url, pipeline.name, args.key, role=role)
+    else:
+        rows = store.day_rows(settings.database_url, pipeline.name, parse_date(args.date), role)
+    if args.json:
+        print(json.dumps(rows, default=str, indent=1))
+        return 0
+    if not rows:
+        key = " | ".join(pipeline.datasets[pipeline.features.entity].key)
+        print(f"no predictions found (a key is the entity key joined by '|': {key})")
+        return 1 if args.key else 0
+    print(
+        f"{'entity_key':<28} {'role':<9} {'model':<16} {'ver':>4} {'score':>7} {'dec':>3}  feature_version  run_id"
+    )
+    for r in rows:
+        print(
+            f"{r['entity_key']:<28} {r['role']:<9} {r['model_name']:<16} {r['model_version']:>4} "
+            f"{r['score']:>7.4f} {r['decision']:>3}  {r['feature_version']:<15}  {r['run_id'] or ''}"
+        )
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """The year through the platform on a separate home (see runway_mlops.replay)."""
+    from pathlib import Path
+
+    from runway_mlops.config import load_settings, parse_date
+    from runway_mlops.replay import describe, run_replay
+
+    env = dict(os.environ)
+    base = _settings()
+    env["RUNWAY_HOME"] = str(Path(args.home).resolve()) if args.home else str(base.home / "replay")
+    settings = load_settings(env=env)
+    pipeline = _pipeline(settings, args.pipeline)
+    print(f"replay home: {settings.home} (MLflow {settings.mlflow_tracking_uri})")
+    summary = run_replay(
+        settings,
+        pipeline,
+        first=parse_date(args.date_from, "--from date"),
+        train_until=parse_date(args.train_until, "--train-until date"),
+        last=parse_date(args.date_to, "--to date"),
+        tune=not args.no_tune,
+    )
+    print("\n" + describe(summary))
+    return 0
 
 
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
@@ -400,11 +519,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day of the range")
     run.add_argument(
+        "--model",
+        default=None,
+        metavar="champion|recorded|N",
+        help="score: which model scores the day (default: the current champion)",
+    )
+    run.add_argument(
         "--run-id",
         default=None,
         help="recorded with the outputs (default cli__DATE; cli__FROM__TO for a features range)",
     )
     run.set_defaults(func=cmd_run)
+
+    predictions = commands.add_parser(
+        "predictions", help="look up stored predictions by entity key or day"
+    )
+    predictions.add_argument("--pipeline", default="flights")
+    predictions.add_argument("--key", default=None, help="entity key, e.g. '2013|1|5|UA|1545|EWR'")
+    predictions.add_argument("--date", default=None, metavar="YYYY-MM-DD")
+    predictions.add_argument("--all-roles", action="store_true", help="shadow rows too")
+    predictions.add_argument("--json", action="store_true", help="machine-readable output")
+    predictions.set_defaults(func=cmd_predictions)
+
+    replay = commands.add_parser(
+        "replay", help="the year through the platform: scoring, monitoring, retraining, rollback"
+    )
+    replay.add_argument("--pipeline", default="flights")
+    replay.add_argument("--home", default=None, help="state folder (default: <home>/replay)")
+    replay.add_argument("--from", dest="date_from", default="2013-01-01", metavar="DATE")
+    replay.add_argument("--train-until", default="2013-03-31", metavar="DATE")
+    replay.add_argument("--to", dest="date_to", default="2013-12-31", metavar="DATE")
+    replay.add_argument("--no-tune", action="store_true", help="one candidate per training")
+    replay.set_defaults(func=cmd_replay)
 
     quarantine = commands.add_parser("quarantine", help="inspect quarantined data")
     q_commands = quarantine.add_subparsers(dest="q_command", metavar="ACTION", required=True)

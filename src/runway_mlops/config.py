@@ -405,11 +405,147 @@ class GatesConfig(_Model):
 
 
 class PromotionConfig(_Model):
-    """How a challenger becomes champion: at once (``auto``) or after a person approves."""
+    """How a challenger becomes champion: at once (``auto``), after a person approves
+    (``manual``), or after it beats the champion in shadow scoring (``shadow``: the
+    monitoring pipeline promotes it; a pipeline's first model is promoted at once)."""
 
-    policy: Literal["auto", "manual"] = "auto"
+    policy: Literal["auto", "manual", "shadow"] = "auto"
     #: How long a manual approval may wait before the request times out (rejected).
     approval_timeout_hours: float = Field(default=72, gt=0)
+
+
+# ------------------------------------------------------------------------- inference
+
+#: Realised-quality metrics the monitoring pipeline computes and policies may use.
+QualityMetric = Literal["roc_auc", "pr_auc", "log_loss", "brier"]
+#: Metrics where a lower value is better.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+
+
+class InferenceConfig(_Model):
+    """Batch scoring of each interval's feature partition (``<name>_inference``)."""
+
+    #: ``decision`` = 1 when the score is at least this.
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    #: The model that scores a past date in a backfill: ``recorded`` = the champion in
+    #: effect on that date (from the promotion history), ``champion`` = the current one.
+    #: A run's ``model`` param overrides it (``recorded``, ``champion`` or a version).
+    backfill_model: Literal["recorded", "champion"] = "recorded"
+    #: Score the challenger (and, in a champion's probation, the previous champion) on
+    #: the same rows, stored as shadow predictions.
+    shadow: bool = True
+    #: How long ``wait_for_features`` waits for the interval's feature partition.
+    wait_for_features_minutes: int = Field(default=360, ge=1)
+    #: Also write every prediction to the database (the lookup table); Parquet always.
+    write_table: bool = True
+
+
+# ------------------------------------------------------------------------ monitoring
+
+
+class DriftMonitorConfig(_Model):
+    """Population stability index of features and score against the training reference."""
+
+    bins: int = Field(default=10, ge=2, le=50)
+    #: Features to watch; empty: every model feature. ``score`` is always watched.
+    features: list[str] = Field(default_factory=list)
+    psi_warn: float = Field(default=0.1, gt=0)
+    psi_alert: float = Field(default=0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftMonitorConfig:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError("psi_warn cannot exceed psi_alert")
+        return self
+
+
+class RetrainPolicy(_Model):
+    """When the monitoring pipeline triggers the training pipeline."""
+
+    enabled: bool = True
+    #: A breach: the champion's realised metric on an interval is worse than this.
+    threshold: float | None = Field(default=None, ge=0)
+    breaches: int = Field(default=3, ge=1)
+    of_last: int = Field(default=5, ge=1)
+    #: Or: PSI above this on any of ``drift_features`` (``score`` allowed) ...
+    drift_psi: float | None = Field(default=None, gt=0)
+    drift_features: list[str] = Field(default_factory=list)
+    #: ... on this many of the last ``of_last`` intervals.
+    drift_breaches: int = Field(default=1, ge=1)
+    #: No new trigger within this many days (of data time) after one fired.
+    cooldown_days: int = Field(default=14, ge=0)
+    #: Days of the triggered training window (default: training.window.days).
+    window_days: int | None = Field(default=None, ge=3)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RetrainPolicy:
+        if self.breaches > self.of_last or self.drift_breaches > self.of_last:
+            raise ValueError("breaches and drift_breaches cannot exceed of_last")
+        if self.drift_psi is not None and not self.drift_features:
+            raise ValueError("drift_psi needs drift_features (the key features to watch)")
+        return self
+
+
+class ShadowPromotionPolicy(_Model):
+    """Promote a challenger that beats the champion on the same rows in shadow."""
+
+    enabled: bool = True
+    #: Shadow intervals (after the challenger's training window) compared, pooled.
+    intervals: int = Field(default=5, ge=1)
+    #: The challenger's pooled metric must beat the champion's by at least this.
+    min_margin: float = Field(default=0.005, ge=0)
+
+
+class RollbackPolicy(_Model):
+    """Put the previous champion back if a new one does worse during its probation."""
+
+    enabled: bool = True
+    #: Days after a promotion during which the previous champion is shadow-scored too.
+    probation_days: int = Field(default=7, ge=1)
+    #: Intervals of evidence before a rollback may happen.
+    min_intervals: int = Field(default=2, ge=1)
+    #: Roll back when the new champion's pooled metric is worse than the previous
+    #: champion's on the same rows by more than this.
+    margin: float = Field(default=0.02, ge=0)
+
+    @model_validator(mode="after")
+    def _room(self) -> RollbackPolicy:
+        if self.min_intervals > self.probation_days:
+            raise ValueError("min_intervals cannot exceed probation_days")
+        return self
+
+
+class PoliciesConfig(_Model):
+    """The continual-learning policies; every evaluation is recorded."""
+
+    #: The realised metric the policies compare.
+    metric: QualityMetric = "roc_auc"
+    #: An interval with fewer labelled rows than this does not count as evidence.
+    min_rows: int = Field(default=100, ge=1)
+    retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
+    shadow_promotion: ShadowPromotionPolicy = Field(default_factory=ShadowPromotionPolicy)
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+
+
+class MonitoringConfig(_Model):
+    """Realised quality and drift of the scored intervals (``<name>_monitoring``)."""
+
+    #: A run of interval X monitors day X minus this many days (whose outcomes are known).
+    outcome_delay_days: int = Field(default=1, ge=0, le=60)
+    #: Feature columns to slice realised quality by, and the rows a slice needs.
+    slices: list[str] = Field(default_factory=list)
+    min_slice_rows: int = Field(default=50, ge=1)
+    drift: DriftMonitorConfig = Field(default_factory=DriftMonitorConfig)
+    policies: PoliciesConfig = Field(default_factory=PoliciesConfig)
+    #: How long ``wait_for_outcomes`` waits for the predictions and outcomes.
+    wait_minutes: int = Field(default=360, ge=1)
+
+    @field_validator("slices")
+    @classmethod
+    def _slice_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            _check_identifier(name, "slice column")
+        return value
 
 
 class PipelineConfig(_Model):
@@ -433,6 +569,8 @@ class PipelineConfig(_Model):
     training: TrainingConfig | None = None
     gates: GatesConfig = Field(default_factory=GatesConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    inference: InferenceConfig | None = None
+    monitoring: MonitoringConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -491,6 +629,10 @@ class PipelineConfig(_Model):
             raise ValueError("end_date is before start_date")
         if self.training and self.label is None:
             raise ValueError("'training' needs a 'label' block (what the model predicts)")
+        if self.inference and self.training is None:
+            raise ValueError("'inference' needs a 'training' block (a model to score with)")
+        if self.monitoring and self.inference is None:
+            raise ValueError("'monitoring' needs an 'inference' block (predictions to monitor)")
         return self
 
     @property

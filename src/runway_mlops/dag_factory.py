@@ -21,6 +21,17 @@ The training pipeline, one DAG per pipeline with a ``training`` block
 
 scheduled by ``training.schedule`` (a cadence, ``features`` = after each feature Asset
 update, or none), triggered with ``params`` from the UI, or by the monitoring pipeline.
+
+The inference pipeline (``<name>_inference``, with an ``inference`` block), on the
+pipeline's cadence like the features::
+
+    wait_for_features >> score_champion >> score_shadow
+
+The monitoring pipeline (``<name>_monitoring``, with a ``monitoring`` block), on the same
+cadence; a run of interval X monitors day X - ``outcome_delay_days``::
+
+    wait_for_outcomes >> compute_monitoring >> decide_policies >> write_report
+                                               decide_policies >> should_retrain >> trigger_retraining
 """
 
 from __future__ import annotations
@@ -322,6 +333,201 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
     return dag
 
 
+def _interval_timetable(pipeline: PipelineConfig) -> Any:
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    zone, _, _ = _dag_dates(pipeline)
+    return CronDataIntervalTimetable(_cron(pipeline.cadence), timezone=zone)
+
+
+def _inference_doc(pipeline: PipelineConfig) -> str:
+    assert pipeline.inference is not None
+    return textwrap.dedent(
+        f"""\
+        ### {pipeline.name}: batch inference
+
+        Scores each `{pipeline.cadence}` interval's feature partition with the registered
+        model `{pipeline.model_name}` and stores the predictions.
+
+        1. **wait_for_features**: waits for the interval's feature partition (fails at once,
+           naming the reason, if validation quarantined the day).
+        2. **score_champion**: resolves the model and scores every feature row through the
+           model's own input preparation (the training code path). Predictions carry the
+           model name and version, the feature version, the interval and the run id; they go
+           to `lake/predictions/{pipeline.name}/champion/ds=<day>` and to the table
+           `runway_predictions` (replaced per day: a rerun never duplicates).
+        3. **score_shadow**: the challenger (and, in a new champion's probation, the previous
+           champion) score the same rows, stored with `role = 'shadow'`, never served.
+
+        **Which model** (param `model`): empty = the `champion` alias at run time on scheduled
+        and manual runs, and in a backfill `{pipeline.inference.backfill_model}`
+        (`recorded` = the champion in effect on that day by the promotion history);
+        `champion` = today's champion, also for past days; or a version number.
+
+        Look a prediction up: `runway predictions --pipeline {pipeline.name} --key
+        '2013|1|5|UA|1545|EWR'`, or SQL on `runway_predictions` (README).
+        """
+    )
+
+
+def build_inference_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> DAG:
+    """The ``<pipeline>_inference`` DAG (see the module docstring)."""
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG, Param
+
+    from runway_mlops import airflow_tasks
+    from runway_mlops.operators import PartitionSensor
+
+    inference = pipeline.inference
+    assert inference is not None
+    _, start, end = _dag_dates(pipeline)
+    kwargs = {"pipeline_name": pipeline.name}
+    with DAG(
+        dag_id=f"{pipeline.name}_inference",
+        description=f"{pipeline.name}: score each interval with the champion (and shadows)",
+        doc_md=_inference_doc(pipeline),
+        schedule=_interval_timetable(pipeline),
+        start_date=start,
+        end_date=end,
+        catchup=False,
+        max_active_runs=pipeline.max_active_runs,
+        default_args=_default_args(pipeline),
+        params={
+            "model": Param(
+                None,
+                type=["null", "string"],
+                pattern=r"^(champion|recorded|[0-9]+)$",
+                description="champion | recorded | a version; empty: champion on scheduled "
+                f"runs, {inference.backfill_model} in backfills",
+            )
+        },
+        tags=["runway", "inference", pipeline.name, *pipeline.tags],
+    ) as dag:
+        wait_for_features = PartitionSensor(
+            task_id="wait_for_features",
+            check=airflow_tasks.features_ready,
+            pipeline_name=pipeline.name,
+            timeout=inference.wait_for_features_minutes * 60,
+            doc_md="Wait for the interval's feature partition; fail if the day is quarantined.",
+        )
+        score_champion = PythonOperator(
+            task_id="score_champion",
+            python_callable=airflow_tasks.score_champion,
+            op_kwargs=kwargs,
+            doc_md="Score the interval with the serving model; store the answers.",
+        )
+        score_shadow = PythonOperator(
+            task_id="score_shadow",
+            python_callable=airflow_tasks.score_shadow,
+            op_kwargs=kwargs,
+            doc_md="Score the same rows with the challenger (and a probation's previous champion).",
+        )
+        wait_for_features >> score_champion >> score_shadow
+    return dag
+
+
+def _monitoring_doc(pipeline: PipelineConfig) -> str:
+    monitoring = pipeline.monitoring
+    assert monitoring is not None
+    return textwrap.dedent(
+        f"""\
+        ### {pipeline.name}: monitoring and the continual-learning policies
+
+        A run of interval X monitors day X minus {monitoring.outcome_delay_days} day(s), whose
+        outcomes are known by the end of X.
+
+        1. **wait_for_outcomes**: the day's predictions, features and outcomes.
+        2. **compute_monitoring**: realised {monitoring.policies.metric} (and PR AUC, log loss,
+           Brier) per model version, champion and shadow, overall and per slice
+           ({", ".join(monitoring.slices) or "none"}); PSI of the score and the features against
+           each model's training reference. Table `runway_monitoring`.
+        3. **decide_policies**: rollback (a new champion worse than the previous one during
+           its probation), shadow promotion (a challenger that wins in shadow), retraining
+           (sustained bad quality or drift, with a cooldown). Every decision is recorded with
+           its figures (`runway_policy_decisions`); a backfill run records and never acts.
+        4. **write_report**: *Browse → Model monitoring* in this UI.
+        5. **should_retrain** / **trigger_retraining**: triggers `{pipeline.name}_training`
+           with the window end and the reason (run id `retrain__{pipeline.name}__<day>`: at
+           most once per monitored day).
+
+        Config: the `monitoring` block of `config/pipelines/{pipeline.name}.yaml`.
+        """
+    )
+
+
+def build_monitoring_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> DAG:
+    """The ``<pipeline>_monitoring`` DAG (see the module docstring)."""
+    from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+    from airflow.sdk import DAG
+
+    from runway_mlops import airflow_tasks
+    from runway_mlops.operators import PartitionSensor
+
+    monitoring = pipeline.monitoring
+    assert monitoring is not None
+    _, start, end = _dag_dates(pipeline)
+    kwargs = {"pipeline_name": pipeline.name}
+    with DAG(
+        dag_id=f"{pipeline.name}_monitoring",
+        description=f"{pipeline.name}: realised quality, drift, retraining, promotion, rollback",
+        doc_md=_monitoring_doc(pipeline),
+        schedule=_interval_timetable(pipeline),
+        start_date=start,
+        end_date=end,
+        catchup=False,
+        # Policies read the decisions of earlier days (cooldown, probation): one at a time.
+        max_active_runs=1,
+        default_args=_default_args(pipeline),
+        tags=["runway", "monitoring", pipeline.name, *pipeline.tags],
+    ) as dag:
+        wait_for_outcomes = PartitionSensor(
+            task_id="wait_for_outcomes",
+            check=airflow_tasks.outcomes_ready,
+            pipeline_name=pipeline.name,
+            timeout=monitoring.wait_minutes * 60,
+            doc_md="Wait for the monitored day's predictions, features and outcomes.",
+        )
+        compute_monitoring = PythonOperator(
+            task_id="compute_monitoring",
+            python_callable=airflow_tasks.compute_monitoring,
+            op_kwargs=kwargs,
+            doc_md="Realised quality per model version and slice; drift (PSI).",
+        )
+        decide_policies = PythonOperator(
+            task_id="decide_policies",
+            python_callable=airflow_tasks.decide_policies,
+            op_kwargs=kwargs,
+            doc_md="Rollback, shadow promotion and retraining: decided, recorded, acted on.",
+        )
+        write_report = PythonOperator(
+            task_id="write_report",
+            python_callable=airflow_tasks.write_monitoring_report,
+            op_kwargs=kwargs,
+            doc_md="The monitoring report under Browse → Model monitoring.",
+        )
+        should_retrain = ShortCircuitOperator(
+            task_id="should_retrain",
+            python_callable=airflow_tasks.retraining_needed,
+            doc_md="Continue only if decide_policies fired a retraining.",
+        )
+        retrain = "ti.xcom_pull(task_ids='decide_policies')['retrain']"
+        trigger_retraining = TriggerDagRunOperator(
+            task_id="trigger_retraining",
+            trigger_dag_id=f"{pipeline.name}_training",
+            trigger_run_id=f"{{{{ {retrain}['run_id'] }}}}",
+            # A JSON string: the operator parses it after templating.
+            conf=f"{{{{ {retrain}['conf'] | tojson }}}}",  # type: ignore[arg-type]
+            logical_date=None,
+            skip_when_already_exists=True,
+            doc_md="Trigger the training DAG with the window end and the reason.",
+        )
+        wait_for_outcomes >> compute_monitoring >> decide_policies
+        decide_policies >> write_report
+        decide_policies >> should_retrain >> trigger_retraining
+    return dag
+
+
 def build_dags(config_dir: Path | None = None) -> dict[str, DAG]:
     """Every pipeline's DAGs, keyed by dag_id (for a DAG file's ``globals()``)."""
     settings = load_settings(config_dir)
@@ -330,6 +536,10 @@ def build_dags(config_dir: Path | None = None) -> dict[str, DAG]:
         built = [build_feature_dag(pipeline, settings)]
         if pipeline.training is not None:
             built.append(build_training_dag(pipeline, settings))
+        if pipeline.inference is not None:
+            built.append(build_inference_dag(pipeline, settings))
+        if pipeline.monitoring is not None:
+            built.append(build_monitoring_dag(pipeline, settings))
         for dag in built:
             dags[dag.dag_id] = dag
     return dags

@@ -6,8 +6,9 @@ Layout::
                                                     /_manifest.json
 
 Zones: ``raw`` (what the source delivered), ``validated`` (rows that passed),
-``quarantine`` (rows or whole days that failed, with their reasons), ``features`` and
-``labels`` (outcomes, kept apart from the features so no feature can read them).
+``quarantine`` (rows or whole days that failed, with their reasons), ``features``,
+``labels`` (outcomes, kept apart from the features so no feature can read them) and
+``predictions`` (``champion`` and ``shadow`` scores of each day, with model versions).
 
 A partition is written into a private staging folder and then moved into place with
 ``rename`` while holding a per-partition lock, so a reader sees the old partition, no
@@ -34,7 +35,7 @@ from runway_mlops.errors import MissingPartitionError, SourceDataError
 if TYPE_CHECKING:
     import pandas as pd
 
-ZONES = ("raw", "validated", "quarantine", "features", "labels")
+ZONES = ("raw", "validated", "quarantine", "features", "labels", "predictions")
 MANIFEST = "_manifest.json"
 
 
@@ -53,7 +54,8 @@ class Lake:
     def partition_dir(self, zone: str, pipeline: str, dataset: str, ds: dt.date) -> Path:
         return self.dataset_dir(zone, pipeline, dataset) / f"ds={ds.isoformat()}"
 
-    def _work_dir(self, kind: str) -> Path:
+    def work_dir(self, kind: str) -> Path:
+        """A private folder of the lake (``staging``, ``trash``, ``locks``) on its file system."""
         path = self.root / f"_{kind}"
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -93,7 +95,7 @@ class Lake:
         If the body raises, the staging folder is deleted and the old partition stays.
         """
         target = self.partition_dir(zone, pipeline, dataset, ds)
-        staging = self._work_dir("staging") / f"{zone}-{pipeline}-{dataset}-{ds}-{uuid.uuid4().hex}"
+        staging = self.work_dir("staging") / f"{zone}-{pipeline}-{dataset}-{ds}-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
             yield staging
@@ -126,7 +128,7 @@ class Lake:
         with self._lock(target):
             if not target.exists():
                 return False
-            trash = self._work_dir("trash") / f"{target.name}-{uuid.uuid4().hex}"
+            trash = self.work_dir("trash") / f"{target.name}-{uuid.uuid4().hex}"
             os.rename(target, trash)
         shutil.rmtree(trash, ignore_errors=True)
         return True
@@ -136,7 +138,7 @@ class Lake:
         trash = None
         with self._lock(target):
             if target.exists():
-                trash = self._work_dir("trash") / f"{target.name}-{uuid.uuid4().hex}"
+                trash = self.work_dir("trash") / f"{target.name}-{uuid.uuid4().hex}"
                 os.rename(target, trash)
             os.rename(staging, target)
         if trash is not None:
@@ -144,7 +146,7 @@ class Lake:
 
     @contextlib.contextmanager
     def _lock(self, target: Path) -> Iterator[None]:
-        locks = self._work_dir("locks")
+        locks = self.work_dir("locks")
         name = str(target.relative_to(self.root)).replace(os.sep, "__")
         with open(locks / f"{name}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)

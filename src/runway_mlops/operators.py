@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import BaseSensorOperator
 
 
 class FeatureSubmitOperator(SparkSubmitOperator):
@@ -28,3 +30,23 @@ class FeatureSubmitOperator(SparkSubmitOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         self.log.info("feature partition %s (version %s)", extra["path"], extra["feature_version"])
+
+
+class PartitionSensor(BaseSensorOperator):
+    """Wait until ``check(pipeline_name, **context)`` says the interval's inputs are there.
+
+    ``check`` is one of the functions in :mod:`runway_mlops.airflow_tasks` (e.g.
+    ``features_ready``); it may raise ``AirflowFailException`` when the inputs will never
+    come (a quarantined day), so the run fails at once with the reason instead of waiting
+    for the timeout. Run in ``reschedule`` mode: no worker slot is held while waiting.
+    """
+
+    def __init__(self, *, check: Callable[..., bool], pipeline_name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", 60)
+        super().__init__(**kwargs)
+        self.check = check
+        self.pipeline_name = pipeline_name
+
+    def poke(self, context: Any) -> bool:
+        return bool(self.check(self.pipeline_name, **context))

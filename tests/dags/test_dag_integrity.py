@@ -94,4 +94,36 @@ def test_parsing_opens_no_connection_and_imports_nothing_heavy(tmp_path: Path) -
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["attempts"] == []
     assert report["heavy"] == []
-    assert report["dags"] == ["flights_features", "flights_training"]
+    assert report["dags"] == [
+        "flights_features",
+        "flights_inference",
+        "flights_monitoring",
+        "flights_training",
+    ]
+
+
+def test_inference_dag_shape(dagbag) -> None:
+    dag = dagbag.dags["flights_inference"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "wait_for_features",
+        "score_champion",
+        "score_shadow",
+    ]
+    sensor = dag.get_task("wait_for_features")
+    assert sensor.mode == "reschedule"  # waiting holds no worker slot
+    # Same cadence and time zone as the features: each run scores its own day.
+    features = dagbag.dags["flights_features"]
+    assert dag.timetable.summary == features.timetable.summary
+    assert str(dag.timetable._timezone.name) == "America/New_York"
+    assert dag.params["model"] is None
+
+
+def test_monitoring_dag_shape(dagbag) -> None:
+    dag = dagbag.dags["flights_monitoring"]
+    assert dag.get_task("wait_for_outcomes").downstream_task_ids == {"compute_monitoring"}
+    assert dag.get_task("decide_policies").downstream_task_ids == {"write_report", "should_retrain"}
+    trigger = dag.get_task("trigger_retraining")
+    assert trigger.trigger_dag_id == "flights_training"
+    assert trigger.skip_when_already_exists  # one training run per monitored day, at most
+    assert "retrain" in trigger.trigger_run_id
+    assert dag.max_active_runs == 1  # cooldown and probation read earlier days' decisions

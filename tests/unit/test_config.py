@@ -155,3 +155,38 @@ def test_unknown_pipeline_lists_known_ones() -> None:
 def test_bad_dates_are_named(bad: str) -> None:
     with pytest.raises(ConfigError, match=f"unknown date {bad!r}"):
         parse_date(bad)
+
+
+def test_monitoring_policy_mistakes_name_the_key(tmp_path: Path) -> None:
+    def mutate(d):
+        d["monitoring"]["policies"]["retrain"]["breaches"] = 9  # more than of_last (7)
+
+    with pytest.raises(ConfigError, match=r"monitoring\.policies\.retrain.*cannot exceed of_last"):
+        load_pipeline(_write_variant(tmp_path, mutate))
+
+    def typo(d):
+        d["monitoring"]["policies"]["rollback"]["probation"] = 3
+
+    with pytest.raises(
+        ConfigError, match=r"monitoring\.policies\.rollback\.probation: unknown key"
+    ):
+        load_pipeline(_write_variant(tmp_path, typo))
+
+    def no_inference(d):
+        del d["inference"]
+
+    with pytest.raises(ConfigError, match="'monitoring' needs an 'inference' block"):
+        load_pipeline(_write_variant(tmp_path, no_inference))
+
+    def injected(d):
+        d["monitoring"]["slices"] = ["carrier; drop table x"]
+
+    with pytest.raises(ConfigError, match="slice column .* is not a plain identifier"):
+        load_pipeline(_write_variant(tmp_path, injected))
+
+
+def test_reference_pipeline_has_inference_and_monitoring() -> None:
+    config = load_pipeline(REFERENCE)
+    assert config.inference is not None and config.inference.backfill_model == "recorded"
+    assert config.monitoring is not None and config.monitoring.outcome_delay_days == 1
+    assert config.monitoring.policies.retrain.cooldown_days > 0

@@ -355,7 +355,7 @@ def build_feature_range(
     # Spark's output goes to a private folder first: nothing is published until every
     # day is written and its row count checked.
     staging = Path(
-        tempfile.mkdtemp(prefix=f"features-{pipeline.name}-", dir=lake._work_dir("staging"))
+        tempfile.mkdtemp(prefix=f"features-{pipeline.name}-", dir=lake.work_dir("staging"))
     )
     try:
         # One computation and write per group of days with the same reference data (one

@@ -176,7 +176,8 @@ def train_candidate(
     started = time.perf_counter()
     booster, info = train_booster(train, validation, spec, label, candidate)
     train_seconds = time.perf_counter() - started
-    valid_metrics = binary_metrics(validation[label].to_numpy(), predict(booster, validation, spec))
+    valid_scores = predict(booster, validation, spec)
+    valid_metrics = binary_metrics(validation[label].to_numpy(), valid_scores)
 
     client, experiment_id = registry.connect(settings, pipeline)
     tags = lineage_tags(training_set, context, settings)
@@ -228,6 +229,10 @@ def train_candidate(
                 json.dumps(training_set.lineage, indent=1, sort_keys=True)
             )
             mlflow.log_artifact(str(folder / "lineage.json"))
+            mlflow.log_dict(
+                monitoring_reference(pipeline, train, spec, valid_scores),
+                MONITORING_REFERENCE,
+            )
     return {
         "candidate": candidate.as_dict(),
         "mlflow_run_id": run.info.run_id,
@@ -236,6 +241,21 @@ def train_candidate(
         "best_iteration": info["best_iteration"],
         "training_set": str(training_set.path),
     }
+
+
+#: The artifact with a model's drift reference (training distributions and scores).
+MONITORING_REFERENCE = "monitoring_reference.json"
+
+
+def monitoring_reference(
+    pipeline: PipelineConfig, train: pd.DataFrame, spec: dict[str, Any], scores: np.ndarray
+) -> dict[str, Any]:
+    """What monitoring compares a scored day with: the training rows' feature distributions
+    and the validation scores (see :mod:`runway_mlops.monitoring.psi`)."""
+    from runway_mlops.monitoring.psi import build_reference
+
+    bins = pipeline.monitoring.drift.bins if pipeline.monitoring else 10
+    return build_reference(train, spec["features"], list(spec["categories"]), scores, bins=bins)
 
 
 def model_signature(spec: dict[str, Any]) -> Any:
@@ -603,14 +623,39 @@ def promote_champion(
             f"task in the Airflow UI, or run `runway promote --pipeline {pipeline.name} --version {version}`"
         )
     client, _ = registry.connect(settings, pipeline)
+    if (
+        pipeline.promotion.policy == "shadow"
+        and approved_by is None
+        and context.run_type not in ("cli-manual", "shadow")
+        and registry.aliased(client, pipeline.model_name, registry.CHAMPION) is not None
+    ):
+        reason = (
+            f"{pipeline.name} promotes in shadow: v{version} stays challenger, is scored beside "
+            "the champion, and the monitoring pipeline promotes it once it wins there "
+            f"(monitoring.policies.shadow_promotion); or `runway promote --pipeline "
+            f"{pipeline.name} --version {version}`"
+        )
+        catalog.record_model_event(
+            settings.database_url,
+            catalog.ModelEvent(
+                event="in_shadow", actor="policy:shadow", reason=reason, details={}, **base_event
+            ),
+        )
+        raise PromotionRefusedError(reason)
     registry.require_version(client, pipeline.model_name, version)
     previous = registry.promote(client, pipeline.model_name, version)
-    actor = approved_by or ("policy:auto" if context.run_type != "cli-manual" else "cli")
+    if approved_by:
+        actor = approved_by
+    elif context.run_type == "shadow":
+        actor = "policy:shadow"
+    else:
+        actor = "policy:auto" if context.run_type != "cli-manual" else "cli"
     client.set_model_version_tag(pipeline.model_name, version, "runway.promoted_by", actor)
     if previous:
         client.set_model_version_tag(
             pipeline.model_name, version, "runway.previous_champion", previous
         )
+    starts = _effective_from(settings, pipeline, client, version)
     catalog.record_model_event(
         settings.database_url,
         catalog.ModelEvent(
@@ -619,11 +664,32 @@ def promote_champion(
             reason=(
                 f"approved by {approved_by}"
                 if approved_by
-                else f"promotion policy {pipeline.promotion.policy}"
+                else (context.reason or f"promotion policy {pipeline.promotion.policy}")
             )
-            + (f"; previous champion v{previous}" if previous else "; first champion"),
-            details={"previous_champion": previous, "decision_id": registered.get("decision_id")},
+            + (f"; previous champion v{previous}" if previous else "; first champion")
+            + (f"; serves from {starts}" if starts else ""),
+            details={
+                "previous_champion": previous,
+                "decision_id": registered.get("decision_id"),
+                "effective_from": starts.isoformat() if starts else None,
+            },
             **base_event,
         ),
     )
-    return {**registered, "champion": version, "previous_champion": previous, "promoted_by": actor}
+    return {
+        **registered,
+        "champion": version,
+        "previous_champion": previous,
+        "promoted_by": actor,
+        "effective_from": starts.isoformat() if starts else None,
+    }
+
+
+def _effective_from(
+    settings: PlatformSettings, pipeline: PipelineConfig, client: Any, version: str
+) -> dt.date | None:
+    """The first day ``version`` serves as champion (see :mod:`runway_mlops.inference.models`)."""
+    from runway_mlops.inference import models
+
+    tags = dict(client.get_model_version(pipeline.model_name, version).tags or {})
+    return models.effective_from(settings, pipeline, models.trained_until(tags))

@@ -201,6 +201,26 @@ def promote(client: MlflowClient, model_name: str, version: str) -> str | None:
     return current.version if current else None
 
 
+def rollback(client: MlflowClient, model_name: str, reason: str) -> tuple[str, str]:
+    """Put ``previous_champion`` back as ``champion``; return (bad version, restored version).
+
+    The demoted version is tagged ``runway.rolled_back`` with the reason and the
+    ``previous_champion`` alias is removed (there is nothing to go back to twice).
+    """
+    current = aliased(client, model_name, CHAMPION)
+    previous = aliased(client, model_name, PREVIOUS)
+    if current is None or previous is None:
+        raise RegistryError(
+            f"{model_name} has no champion and previous_champion to roll back between"
+        )
+    client.set_registered_model_alias(model_name, CHAMPION, previous.version)
+    client.delete_registered_model_alias(model_name, PREVIOUS)
+    client.set_model_version_tag(
+        model_name, current.version, "runway.rolled_back", reason[:MAX_TAG]
+    )
+    return current.version, previous.version
+
+
 def aliased_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
     found = aliased(client, model_name, alias)
     return found.version if found else None

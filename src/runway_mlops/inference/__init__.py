@@ -1,0 +1,1 @@
+"""Batch inference: which model scores a day, the predictions store, the scoring stage."""

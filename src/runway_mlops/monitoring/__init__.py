@@ -1,0 +1,1 @@
+"""Monitoring: realised quality, drift, the continual-learning policies and their report."""

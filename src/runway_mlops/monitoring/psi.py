@@ -1,0 +1,144 @@
+"""Population stability index (PSI) of features and scores against a training reference.
+
+The reference is made once, when a model is trained (:func:`build_reference`, logged as
+the MLflow artifact ``monitoring_reference.json``): for each numeric feature the edges of
+``bins`` quantile bins of its training values and the share of training rows in each;
+for each categorical feature the share of its most common training categories (the rest
+pooled as ``__other__``); for the model's score the same bins over its validation
+scores. Missing values are a bin of their own everywhere, so a feature that starts
+arriving empty drifts too.
+
+``PSI = sum((actual - expected) * ln(actual / expected))`` over the bins, with shares
+floored at :data:`FLOOR` so an empty bin is finite. The usual reading: below 0.1
+stable, 0.1-0.25 a moderate shift, above 0.25 a major one (thresholds are config).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+#: Smallest share a bin counts with (empty bins would make PSI infinite).
+FLOOR = 1e-4
+#: Categorical features keep this many categories; the rest is "__other__".
+MAX_CATEGORIES = 30
+MISSING, OTHER = "__missing__", "__other__"
+SCORE = "score"
+
+
+def _shares(counts: list[int]) -> list[float]:
+    total = sum(counts)
+    if total == 0:
+        return [0.0] * len(counts)
+    return [c / total for c in counts]
+
+
+def numeric_bins(values: np.ndarray, bins: int) -> dict[str, Any]:
+    """Quantile-bin edges of ``values`` (NaN = missing) and the share of each bin."""
+    import numpy as np
+
+    values = np.asarray(values, dtype="float64")
+    present = values[np.isfinite(values)]
+    if len(present):
+        edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+    else:
+        edges = np.empty(0)
+    entry: dict[str, Any] = {"kind": "numeric", "edges": [float(e) for e in edges]}
+    entry["shares"] = _shares(numeric_counts(entry, values))
+    entry["rows"] = int(len(values))
+    return entry
+
+
+def numeric_counts(entry: dict[str, Any], values: np.ndarray) -> list[int]:
+    """Counts per bin of ``entry`` (its edges), the last bin being missing values."""
+    import numpy as np
+
+    values = np.asarray(values, dtype="float64")
+    finite = np.isfinite(values)
+    # Bin i holds edges[i-1] < v <= edges[i]; values above the last edge go to the last bin.
+    index = np.searchsorted(
+        np.asarray(entry["edges"], dtype="float64"), values[finite], side="left"
+    )
+    counts = np.bincount(index, minlength=len(entry["edges"]) + 1).tolist()
+    return [int(c) for c in counts] + [int((~finite).sum())]
+
+
+def categorical_bins(values: pd.Series) -> dict[str, Any]:
+    """Shares of the most common categories of ``values``, ``__other__`` and missing."""
+    text = values.astype("string")
+    counts = text.value_counts(dropna=True)
+    categories = [str(c) for c in counts.index[:MAX_CATEGORIES]]
+    entry: dict[str, Any] = {"kind": "categorical", "categories": categories}
+    entry["shares"] = _shares(categorical_counts(entry, values))
+    entry["rows"] = int(len(values))
+    return entry
+
+
+def categorical_counts(entry: dict[str, Any], values: pd.Series) -> list[int]:
+    """Counts per category of ``entry``, then ``__other__``, then missing."""
+    text = values.astype("string")
+    missing = int(text.isna().sum())
+    counts = text.dropna().value_counts()
+    known = [int(counts.get(c, 0)) for c in entry["categories"]]
+    other = int(counts.sum()) - sum(known)
+    return [*known, other, missing]
+
+
+def build_reference(
+    frame: pd.DataFrame,
+    features: list[str],
+    categorical: list[str],
+    scores: np.ndarray,
+    *,
+    bins: int = 10,
+) -> dict[str, Any]:
+    """The drift reference of a model: its training feature distributions and scores."""
+    import pandas as pd
+
+    reference: dict[str, Any] = {"bins": bins, "features": {}}
+    for column in features:
+        if column in categorical:
+            reference["features"][column] = categorical_bins(frame[column])
+        else:
+            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+            reference["features"][column] = numeric_bins(values, bins)
+    reference[SCORE] = numeric_bins(scores, bins)
+    return reference
+
+
+def psi_from_counts(expected: list[float], counts: list[int]) -> float | None:
+    """PSI of observed ``counts`` against ``expected`` shares (None without observations)."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    value = 0.0
+    for share, count in zip(expected, counts, strict=True):
+        e = max(share, FLOOR)
+        a = max(count / total, FLOOR)
+        value += (a - e) * math.log(a / e)
+    return value
+
+
+def psi(entry: dict[str, Any], values: Any) -> float | None:
+    """PSI of ``values`` (array or Series) against one reference ``entry``."""
+    import pandas as pd
+
+    if entry["kind"] == "categorical":
+        counts = categorical_counts(entry, pd.Series(values))
+    else:
+        numeric = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype="float64")
+        counts = numeric_counts(entry, numeric)
+    return psi_from_counts(entry["shares"], counts)
+
+
+def status(value: float | None, warn: float, alert: float) -> str:
+    """``ok`` / ``warn`` / ``alert`` for a PSI (``n/a`` when there were no rows)."""
+    if value is None:
+        return "n/a"
+    if value > alert:
+        return "alert"
+    return "warn" if value > warn else "ok"

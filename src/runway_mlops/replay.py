@@ -1,0 +1,419 @@
+"""``runway replay`` (``make replay``): the year 2013 through the platform, in data time.
+
+The continual-learning loop, day by day, with the same stage functions the Airflow
+tasks call, the same registry, stores and policies:
+
+1. **data** — seed the file source, ingest and validate every day, build every day's
+   features in one Spark job (point-in-time correct: the same rows as daily runs);
+   days already built with the current feature version are kept;
+2. **first model** — train on the first window (January–March for flights) behind the
+   gates, register and promote it: it serves from the day after its window;
+3. **the loop**, for each day D from there on: score D with the champion (and the
+   shadow models); monitor day D - ``outcome_delay_days`` (its outcomes are known now);
+   evaluate the policies — roll back a bad new champion, promote a challenger that won
+   in shadow, trigger a retraining — and act on them: a triggered retraining trains on
+   the window up to the monitored day, goes through the gates and is promoted (or stays
+   challenger, under ``promotion.policy: shadow``) as the training DAG would do;
+4. **the record** — the monitoring report (``<reports>/monitoring/<pipeline>/``) and
+   ``<home>/replay/<pipeline>/timeline.png``: realised quality per model version over
+   the year with every promotion, retraining, rejection and rollback marked, plus
+   ``summary.json``.
+
+Why not through the Airflow scheduler: 3 DAGs x 365 daily runs at the per-task cost of
+today's runs (a process, imports, a JVM for Spark) take hours on two cores; the loop is
+the same code without the per-run overhead. The DAGs are tested through the real
+scheduler in ``tests/integration``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from runway_mlops import catalog
+from runway_mlops.errors import (
+    GateRejectedError,
+    MissingPartitionError,
+    PromotionRefusedError,
+    RunwayError,
+)
+from runway_mlops.lake import Lake
+
+if TYPE_CHECKING:
+    from runway_mlops.config import PipelineConfig, PlatformSettings
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+# --------------------------------------------------------------------------------- data
+
+
+def prepare_data(
+    settings: PlatformSettings, pipeline: PipelineConfig, first: dt.date, last: dt.date
+) -> dict[str, Any]:
+    """Seed, ingest, validate and build features for first..last; keep days already built.
+
+    Returns {"built": n, "kept": n, "failed": {day: reason}}: a day that fails (e.g. one
+    validation blocks) is reported and left out, as in a backfill.
+    """
+    from runway_mlops.features.job import (
+        build_feature_range,
+        feature_version,
+        missing_feature_inputs,
+        spark_session,
+    )
+    from runway_mlops.seed import seed
+    from runway_mlops.stages.ingest import ingest
+    from runway_mlops.stages.validate import validate
+
+    lake = Lake(settings.lake_dir)
+    entity = pipeline.features.entity
+    version = feature_version(pipeline)
+    days = _days(first, last)
+    todo = [
+        d
+        for d in days
+        if not lake.exists("features", pipeline.name, entity, d)
+        or lake.manifest("features", pipeline.name, entity, d).get("feature_version") != version
+    ]
+    failed: dict[str, str] = {}
+    if not todo:
+        return {"built": 0, "kept": len(days), "failed": failed}
+    began = time.perf_counter()
+    _say(f"data: seeding, ingesting and validating {len(todo)} days ({todo[0]}..{todo[-1]})")
+    seed(settings, pipeline, "files", todo[0], todo[-1])
+    for i, ds in enumerate(todo, 1):
+        run_id = f"replay__{ds.isoformat()}"
+        try:
+            ingest(settings, pipeline, ds, run_id=run_id)
+            validate(settings, pipeline, ds, run_id=run_id)
+        except RunwayError as exc:
+            failed[ds.isoformat()] = f"{exc.kind}: {' '.join(str(exc).split())[:300]}"
+        if i % 30 == 0 or i == len(todo):
+            _say(
+                f"  {i}/{len(todo)} days ingested and validated ({time.perf_counter() - began:.0f} s)"
+            )
+    problems = missing_feature_inputs(settings, pipeline, todo)
+    for ds, reasons in problems.items():
+        failed.setdefault(ds.isoformat(), "missing partition: " + " and ".join(reasons))
+    buildable = [d for d in todo if d not in problems]
+    if buildable:
+        _say(f"data: building features of {len(buildable)} days in one Spark job")
+        spark = spark_session(settings.spark_master, app_name=f"runway-replay-{pipeline.name}")
+        try:
+            build_feature_range(spark, settings, pipeline, buildable, run_id="replay")
+        finally:
+            spark.stop()
+    _say(
+        f"data: ready in {time.perf_counter() - began:.0f} s; unusable days: {sorted(failed) or 'none'}"
+    )
+    return {"built": len(buildable), "kept": len(days) - len(todo), "failed": failed}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainingOutcome:
+    """What one training chain ended in."""
+
+    run_id: str
+    window_end: str
+    decision: str  # passed | rejected
+    summary: str
+    model_version: str | None = None
+    promoted: bool = False
+    effective_from: str | None = None
+    note: str = ""
+
+
+def train_and_promote(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    *,
+    window_end: dt.date,
+    days: int | None,
+    run_id: str,
+    reason: str,
+    tune: bool = True,
+    validation_days: int | None = None,
+    test_days: int | None = None,
+) -> TrainingOutcome:
+    """The training DAG's chain in one process: set, candidates, gates, register, promote.
+
+    Unusable days in the window are skipped and recorded (the replay's year has two).
+    A rejection by the gates is an outcome, not an error.
+    """
+    from runway_mlops.stages import train
+    from runway_mlops.training.model import candidates
+
+    assert pipeline.training is not None
+    context = train.RunContext(run_id=run_id, run_type="replay", reason=reason)
+    window = train.training_window(
+        pipeline, end=window_end, days=days, validation_days=validation_days, test_days=test_days
+    )
+    training_set = train.prepare_training_set(settings, pipeline, window, missing_partitions="skip")
+    results = [
+        train.train_candidate(settings, pipeline, training_set.path, candidate, context)
+        for candidate in candidates(pipeline.training, tune=tune)
+    ]
+    best = train.select_best(results)
+    try:
+        evaluation = train.evaluate_gates(settings, pipeline, best, context)
+    except GateRejectedError as exc:
+        return TrainingOutcome(run_id, window_end.isoformat(), "rejected", str(exc))
+    registered = train.register_challenger(settings, pipeline, evaluation, context)
+    outcome = TrainingOutcome(
+        run_id,
+        window_end.isoformat(),
+        "passed",
+        evaluation["summary"],
+        model_version=str(registered["model_version"]),
+    )
+    try:
+        promoted = train.promote_champion(settings, pipeline, registered, context)
+    except PromotionRefusedError as exc:
+        outcome.note = str(exc)
+        return outcome
+    outcome.promoted = True
+    outcome.effective_from = promoted["effective_from"]
+    return outcome
+
+
+# --------------------------------------------------------------------------------- loop
+
+
+@dataclass
+class ReplaySummary:
+    pipeline: str
+    first_train: str
+    scored: str
+    days_scored: int = 0
+    days_skipped: dict[str, str] = field(default_factory=dict)
+    trainings: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    timeline: str | None = None
+    report: str | None = None
+
+
+def run_loop(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    days: list[dt.date],
+    *,
+    tune: bool = True,
+    summary: ReplaySummary,
+) -> None:
+    """Score, monitor and apply the policies day by day (see the module docstring)."""
+    from runway_mlops.stages import monitor, score
+
+    assert pipeline.monitoring is not None
+    lake = Lake(settings.lake_dir)
+    entity = pipeline.features.entity
+    delay = pipeline.monitoring.outcome_delay_days
+    began = time.perf_counter()
+    last_progress = began
+    for i, ds in enumerate(days, 1):
+        if not lake.exists("features", pipeline.name, entity, ds):
+            summary.days_skipped[ds.isoformat()] = "no feature partition (quarantined or missing)"
+        else:
+            context = score.ScoringContext(
+                dag_id="replay",
+                run_id=f"replay__{ds.isoformat()}",
+                run_type="replay",
+                interval_start=dt.datetime.combine(ds, dt.time(), tzinfo=pipeline.zone),
+                interval_end=dt.datetime.combine(
+                    ds + dt.timedelta(days=1), dt.time(), tzinfo=pipeline.zone
+                ),
+            )
+            score.score_champion(settings, pipeline, ds, context)
+            score.score_shadow(settings, pipeline, ds, context)
+            summary.days_scored += 1
+        monitored = ds - dt.timedelta(days=delay)
+        if monitored < days[0] or monitor.missing_inputs(settings, pipeline, monitored):
+            continue
+        mcontext = monitor.MonitorContext(
+            dag_id="replay", run_id=f"replay__{ds.isoformat()}", run_type="replay"
+        )
+        monitor.compute_monitoring(settings, pipeline, monitored, mcontext)
+        outcome = monitor.decide_policies(settings, pipeline, monitored, mcontext)
+        for decision in outcome.decisions.values():
+            if decision.acted and decision.policy != "retrain":
+                _say(f"{monitored}  {decision.policy}: {decision.action} — {decision.reason}")
+        if outcome.retrain:
+            _say(f"{monitored}  retrain fired: {outcome.retrain['reason']}")
+            t0 = time.perf_counter()
+            result = train_and_promote(
+                settings,
+                pipeline,
+                window_end=monitored,
+                days=outcome.retrain.get("window_days"),
+                run_id=outcome.retrain["run_id"],
+                reason=outcome.retrain["reason"],
+                tune=tune,
+            )
+            what = (
+                f"v{result.model_version} promoted, serving from {result.effective_from}"
+                if result.promoted
+                else (
+                    f"v{result.model_version} registered, not promoted: {result.note}"
+                    if result.model_version
+                    else "rejected by the gates"
+                )
+            )
+            _say(f"{monitored}  retrained in {time.perf_counter() - t0:.0f} s: {what}")
+            summary.trainings.append(
+                {**asdict(result), "seconds": round(time.perf_counter() - t0, 1)}
+            )
+        now = time.perf_counter()
+        if now - last_progress > 30 or i == len(days):
+            last_progress = now
+            _say(f"  [{i}/{len(days)}] {ds}: {now - began:.0f} s")
+
+
+def run_replay(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    *,
+    first: dt.date,
+    train_until: dt.date,
+    last: dt.date,
+    tune: bool = True,
+    prepare: bool = True,
+) -> ReplaySummary:
+    """Data, first model, the loop and the record, for ``first``..``last`` (see module doc)."""
+    from runway_mlops.monitoring import store as mstore
+    from runway_mlops.monitoring.report import markers, quality_plot, write_report
+    from runway_mlops.training import registry
+
+    if pipeline.monitoring is None or pipeline.training is None:
+        raise MissingPartitionError(
+            f"pipeline {pipeline.name} has no training and monitoring blocks"
+        )
+    if not first < train_until < last:
+        raise MissingPartitionError(f"expected {first} < {train_until} < {last}")
+    summary = ReplaySummary(
+        pipeline.name, f"{first}..{train_until}", f"{train_until + dt.timedelta(days=1)}..{last}"
+    )
+    began = time.perf_counter()
+    if prepare:
+        data = prepare_data(settings, pipeline, first, last)
+        summary.days_skipped.update({d: f"data: {why}" for d, why in data["failed"].items()})
+    summary.seconds["data"] = round(time.perf_counter() - began, 1)
+
+    t0 = time.perf_counter()
+    window_days = (train_until - first).days + 1
+    _say(f"first model: training on {first}..{train_until} ({window_days} days)")
+    result = train_and_promote(
+        settings,
+        pipeline,
+        window_end=train_until,
+        days=window_days,
+        run_id=f"replay__initial__{train_until}",
+        reason="replay: the first model",
+        tune=tune,
+    )
+    summary.trainings.append({**asdict(result), "seconds": round(time.perf_counter() - t0, 1)})
+    if not result.promoted:
+        client, _ = registry.connect(settings, pipeline)
+        if registry.aliased(client, pipeline.model_name, registry.CHAMPION) is None:
+            raise GateRejectedError(
+                f"the first model was not promoted: {result.summary} {result.note}"
+            )
+    _say(f"first model: v{result.model_version}, {result.summary}")
+    summary.seconds["first_model"] = round(time.perf_counter() - t0, 1)
+
+    t0 = time.perf_counter()
+    run_loop(
+        settings,
+        pipeline,
+        _days(train_until + dt.timedelta(days=1), last),
+        tune=tune,
+        summary=summary,
+    )
+    summary.seconds["loop"] = round(time.perf_counter() - t0, 1)
+
+    t0 = time.perf_counter()
+    client, _ = registry.connect(settings, pipeline)
+    aliases = {
+        a: registry.aliased_version(client, pipeline.model_name, a)
+        for a in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS)
+    }
+    report = write_report(settings, pipeline, aliases=aliases)
+    out = settings.home / "replay" / pipeline.name
+    out.mkdir(parents=True, exist_ok=True)
+    metric = pipeline.monitoring.policies.metric
+    rows = mstore.metric_rows(
+        settings.database_url, pipeline.name, kind="quality", name="overall", metric=metric
+    )
+    quality_plot(
+        out / "timeline.png",
+        rows,
+        markers(settings, pipeline),
+        metric=metric,
+        title=f"{pipeline.name} {first.year}: realised {metric} per model version, with the platform's decisions",
+        threshold=pipeline.monitoring.policies.retrain.threshold,
+    )
+    summary.timeline = str(out / "timeline.png")
+    summary.report = str(report)
+    summary.events = [
+        {
+            "version": e.model_version,
+            "event": e.event,
+            "actor": e.actor,
+            "reason": e.reason,
+            "effective_from": e.details.get("effective_from"),
+            "run_id": e.run_id,
+        }
+        for e in catalog.list_model_events(settings.database_url, pipeline.name)
+    ]
+    summary.seconds["record"] = round(time.perf_counter() - t0, 1)
+    summary.seconds["total"] = round(time.perf_counter() - began, 1)
+    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=1, default=str))
+    shutil.copyfile(out / "timeline.png", report.parent / "timeline.png")
+    return summary
+
+
+def describe(summary: ReplaySummary) -> str:
+    """The end-of-replay text: trainings, events, where the record is, how long it took."""
+    lines = [
+        f"replay of {summary.pipeline}: first model on {summary.first_train}, scored "
+        f"{summary.days_scored} days of {summary.scored}",
+    ]
+    if summary.days_skipped:
+        lines.append(
+            "days left out: "
+            + "; ".join(f"{d} ({why[:80]})" for d, why in sorted(summary.days_skipped.items()))
+        )
+    lines.append("\ntrainings:")
+    for t in summary.trainings:
+        state = (
+            f"v{t['model_version']} promoted (serves from {t['effective_from']})"
+            if t["promoted"]
+            else f"v{t['model_version']} not promoted: {t['note'][:120]}"
+            if t["model_version"]
+            else "rejected by the gates"
+        )
+        lines.append(
+            f"  {t['run_id']:<34} window end {t['window_end']}: {state} [{t['seconds']} s]"
+        )
+    lines.append("\nmodel events:")
+    for e in summary.events:
+        lines.append(
+            f"  v{e['version']:<3} {e['event']:<18} {str(e['effective_from'] or ''):<11} {e['actor']}: {e['reason'][:150]}"
+        )
+    lines.append(f"\ntimeline plot: {summary.timeline}")
+    lines.append(f"monitoring report: {summary.report} (Airflow UI: Browse → Model monitoring)")
+    lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in summary.seconds.items()))
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Drift (PSI) and the continual-learning policies: pure functions, no services."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from runway_mlops.config import PoliciesConfig
+from runway_mlops.monitoring import policies, psi
+from runway_mlops.monitoring.policies import DayPair, DayValue
+
+D = dt.date(2013, 5, 1)
+
+
+def days(n: int, start: dt.date = D) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------- PSI
+
+
+def test_psi_is_zero_for_the_reference_itself_and_grows_with_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    train = rng.normal(0, 1, 20_000)
+    entry = psi.numeric_bins(train, 10)
+    assert len(entry["edges"]) == 9 and len(entry["shares"]) == 11  # 10 bins + missing
+    assert psi.psi(entry, train) == pytest.approx(0.0, abs=1e-9)
+    same = psi.psi(entry, rng.normal(0, 1, 5_000))
+    small = psi.psi(entry, rng.normal(0.2, 1, 5_000))
+    large = psi.psi(entry, rng.normal(1.0, 1, 5_000))
+    assert same < 0.02 < small < 0.25 < large
+    assert psi.status(same, 0.1, 0.25) == "ok" and psi.status(large, 0.1, 0.25) == "alert"
+
+
+def test_psi_sees_a_feature_that_starts_arriving_empty() -> None:
+    train = np.arange(1000, dtype="float64")
+    entry = psi.numeric_bins(train, 10)
+    half_missing = np.where(np.arange(1000) % 2 == 0, np.nan, train)
+    assert entry["shares"][-1] == 0.0
+    assert psi.psi(entry, half_missing) > 1.0
+
+
+def test_categorical_psi_pools_unseen_categories_as_other() -> None:
+    train = pd.Series(["AA"] * 500 + ["UA"] * 500)
+    entry = psi.categorical_bins(train)
+    assert entry["categories"] == ["AA", "UA"]
+    assert psi.psi(entry, pd.Series(["AA"] * 50 + ["UA"] * 50)) == pytest.approx(0.0)
+    counts = psi.categorical_counts(entry, pd.Series(["AA", "ZZ", "ZZ", None]))
+    assert counts == [1, 0, 2, 1]  # AA, UA, other, missing
+    assert psi.psi(entry, pd.Series(["ZZ"] * 100)) > 5
+
+
+def test_psi_of_no_rows_is_undefined_not_zero() -> None:
+    entry = psi.numeric_bins(np.arange(100.0), 4)
+    assert psi.psi(entry, np.array([])) is None
+    assert psi.status(None, 0.1, 0.25) == "n/a"
+
+
+def test_build_reference_covers_every_feature_and_the_score() -> None:
+    frame = pd.DataFrame({"x": np.arange(100.0), "carrier": ["AA", "UA"] * 50})
+    reference = psi.build_reference(
+        frame, ["x", "carrier"], ["carrier"], np.linspace(0, 1, 100), bins=5
+    )
+    assert reference["features"]["x"]["kind"] == "numeric"
+    assert reference["features"]["carrier"]["kind"] == "categorical"
+    assert reference["score"]["rows"] == 100 and sum(reference["score"]["shares"]) == pytest.approx(
+        1
+    )
+
+
+# ------------------------------------------------------------------------------ retrain
+
+
+def config(**retrain: object) -> PoliciesConfig:
+    base = {"threshold": 0.62, "breaches": 3, "of_last": 5, "cooldown_days": 10}
+    return PoliciesConfig.model_validate({"min_rows": 100, "retrain": {**base, **retrain}})
+
+
+def test_retrain_fires_on_n_of_the_last_m_bad_days() -> None:
+    values = [0.70, 0.60, 0.61, 0.70, 0.59]  # 3 of 5 below 0.62
+    quality = [DayValue(d, v, 500) for d, v in zip(days(5), values, strict=True)]
+    decision = policies.evaluate_retrain(config(), days(5)[-1], quality, {}, None)
+    assert decision.decision == "fire" and decision.fires
+    assert decision.figures["breaches"] == 3 and "3 of the last 5" in decision.reason
+
+
+def test_retrain_holds_below_the_count_and_ignores_thin_days() -> None:
+    values = [0.70, 0.60, 0.61, 0.70, 0.59]
+    rows = [500, 500, 50, 500, 500]  # the 0.61 day has too few labelled rows to count
+    quality = [DayValue(d, v, n) for d, v, n in zip(days(5), values, rows, strict=True)]
+    decision = policies.evaluate_retrain(config(), days(5)[-1], quality, {}, None)
+    assert decision.decision == "hold" and decision.figures["breaches"] == 2
+
+
+def test_retrain_on_drift_of_a_key_feature() -> None:
+    quality = [DayValue(d, 0.7, 500) for d in days(5)]
+    drift = {d: {"score": 0.4, "weather_temp": 0.01} for d in days(5)[-2:]}
+    cfg = config(threshold=None, drift_psi=0.25, drift_features=["score"], drift_breaches=2)
+    decision = policies.evaluate_retrain(cfg, days(5)[-1], quality, drift, None)
+    assert decision.decision == "fire" and "PSI above 0.25 on 2 of the last 5" in decision.reason
+    # Drift of a feature that is not watched does not count.
+    other = {d: {"score": 0.01, "weather_temp": 3.0} for d in days(5)}
+    assert policies.evaluate_retrain(cfg, days(5)[-1], quality, other, None).decision == "hold"
+
+
+def test_retrain_respects_the_cooldown() -> None:
+    quality = [DayValue(d, 0.5, 500) for d in days(5)]
+    last = days(5)[-1]
+    inside = policies.evaluate_retrain(config(), last, quality, {}, last - dt.timedelta(days=9))
+    assert inside.decision == "cooldown" and "cooldown" in inside.reason
+    after = policies.evaluate_retrain(config(), last, quality, {}, last - dt.timedelta(days=10))
+    assert after.decision == "fire"
+
+
+def test_lower_is_better_metrics_breach_upwards() -> None:
+    cfg = PoliciesConfig.model_validate(
+        {
+            "metric": "log_loss",
+            "min_rows": 1,
+            "retrain": {"threshold": 0.55, "breaches": 2, "of_last": 3},
+        }
+    )
+    quality = [DayValue(d, v, 10) for d, v in zip(days(3), [0.50, 0.60, 0.58], strict=True)]
+    decision = policies.evaluate_retrain(cfg, days(3)[-1], quality, {}, None)
+    assert decision.decision == "fire" and "above 0.55" in decision.reason
+
+
+# ----------------------------------------------------------------------- shadow promotion
+
+
+def pairs(ours: list[float], theirs: list[float], rows: int = 500) -> list[DayPair]:
+    return [DayPair(d, a, b, rows) for d, a, b in zip(days(len(ours)), ours, theirs, strict=True)]
+
+
+def test_shadow_promotion_needs_enough_days_and_a_margin() -> None:
+    cfg = PoliciesConfig.model_validate({"shadow_promotion": {"intervals": 3, "min_margin": 0.01}})
+    winning = pairs([0.72, 0.71, 0.73], [0.69, 0.70, 0.70])
+    assert (
+        policies.evaluate_shadow_promotion(
+            cfg, days(3)[-1], "2", "1", winning[:2], promotion_policy="shadow"
+        ).decision
+        == "hold"
+    )
+    decision = policies.evaluate_shadow_promotion(
+        cfg, days(3)[-1], "2", "1", winning, promotion_policy="shadow"
+    )
+    assert decision.decision == "promote" and decision.figures["gain"] == pytest.approx(
+        0.0233, abs=1e-3
+    )
+    close = pairs([0.705, 0.705, 0.705], [0.70, 0.70, 0.70])
+    assert (
+        policies.evaluate_shadow_promotion(
+            cfg, days(3)[-1], "2", "1", close, promotion_policy="auto"
+        ).decision
+        == "hold"
+    )
+    manual = policies.evaluate_shadow_promotion(
+        cfg, days(3)[-1], "2", "1", winning, promotion_policy="manual"
+    )
+    assert manual.decision == "recommend" and not manual.fires
+    assert (
+        policies.evaluate_shadow_promotion(cfg, D, None, "1", [], promotion_policy="auto").decision
+        == "no_challenger"
+    )
+
+
+# ------------------------------------------------------------------------------ rollback
+
+
+def test_rollback_only_in_probation_with_evidence_and_margin() -> None:
+    cfg = PoliciesConfig.model_validate(
+        {"rollback": {"probation_days": 5, "min_intervals": 2, "margin": 0.02}}
+    )
+    start = D
+    bad = pairs([0.60, 0.61, 0.60], [0.70, 0.69, 0.70])
+    assert policies.evaluate_rollback(cfg, days(3)[0], "2", "1", start, bad[:1]).decision == "hold"
+    decision = policies.evaluate_rollback(cfg, days(3)[-1], "2", "1", start, bad)
+    assert decision.decision == "rollback" and "previous v1" in decision.reason
+    fine = pairs([0.69, 0.69, 0.70], [0.70, 0.69, 0.70])
+    assert policies.evaluate_rollback(cfg, days(3)[-1], "2", "1", start, fine).decision == "hold"
+    late = start + dt.timedelta(days=5)
+    assert (
+        policies.evaluate_rollback(cfg, late, "2", "1", start, bad).decision == "not_in_probation"
+    )
+    assert policies.evaluate_rollback(cfg, D, "2", None, start, bad).decision == "not_in_probation"
+    # Evidence from before the probation does not count.
+    before = [DayPair(start - dt.timedelta(days=i + 1), 0.5, 0.7, 500) for i in range(3)]
+    assert policies.evaluate_rollback(cfg, start, "2", "1", start, before).decision == "hold"
