@@ -1,8 +1,8 @@
-"""Airflow plugin: Runway's validation reports and model-gate decisions inside the Airflow
-UI, behind its login.
+"""Airflow plugin: Runway's validation reports, model-gate decisions and model-monitoring
+reports inside the Airflow UI, behind its login.
 
 Mounts :func:`runway_mlops.ui.reports_app.create_app` in the API server under ``/runway``
-and adds four external views, all shown in an iframe of the UI:
+and adds five external views, all shown in an iframe of the UI:
 
 * *Validation reports* under **Browse** in the navigation (``/plugin/runway-validation-reports``);
 * *Validation report*, a tab on every task instance, which opens the report written by
@@ -11,7 +11,10 @@ and adds four external views, all shown in an iframe of the UI:
 * *Model gate decisions* under **Browse** (``/plugin/runway-gate-decisions``): every gate
   decision with its checks and inputs, and the model events (registered, promoted...);
 * *Gate decision*, a tab on every DAG run, which opens the decision recorded by that run,
-  or says that there is none (404 page) on runs that train no model.
+  or says that there is none (404 page) on runs that train no model;
+* *Model monitoring* under **Browse** (``/plugin/runway-model-monitoring``): each
+  pipeline's monitoring report (realised quality, drift, policy decisions), shown to users
+  who may read the runs of its ``<pipeline>_monitoring`` DAG.
 
 The UI substitutes ``{DAG_ID}``, ``{RUN_ID}``, ``{TASK_ID}`` and ``{MAP_INDEX}`` in the
 ``href`` of non-nav views (URL-encoded; on a DAG run only the first two are known). Hrefs
@@ -66,5 +69,12 @@ class RunwayReportsPlugin(AirflowPlugin):
             "href": "runway/decisions/run?dag_id={DAG_ID}&run_id={RUN_ID}",
             "destination": "dag_run",
             "url_route": "runway-gate-decision",
+        },
+        {
+            "name": "Model monitoring",
+            "href": "runway/monitoring/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "runway-model-monitoring",
         },
     ]

@@ -22,6 +22,7 @@ URL_ROUTES = {
     "runway-validation-report",
     "runway-gate-decisions",
     "runway-gate-decision",
+    "runway-model-monitoring",
 }
 
 
@@ -37,6 +38,7 @@ def test_plugin_mounts_the_reports_app_under_runway(plugin) -> None:
     routes = {route.path for route in app["app"].routes}
     assert {"/reports/", "/reports/run", "/reports/files/{relative:path}"} <= routes
     assert {"/decisions/", "/decisions/run", "/decisions/{decision_id}"} <= routes
+    assert {"/monitoring/", "/monitoring/files/{relative:path}", "/monitoring/{pipeline}"} <= routes
 
 
 def _views(plugin) -> dict[str, dict]:
@@ -68,6 +70,12 @@ def test_gate_decisions_are_in_browse_and_on_dag_runs(plugin) -> None:
     href = urlsplit(dag_run["href"])
     assert href.path == "runway/decisions/run"
     assert href.query == "dag_id={DAG_ID}&run_id={RUN_ID}"
+
+
+def test_model_monitoring_is_in_browse(plugin) -> None:
+    nav = _views(plugin)["runway-model-monitoring"]
+    assert nav["name"] == "Model monitoring" and nav["category"] == "browse"
+    assert nav["destination"] == "nav" and nav["href"] == "runway/monitoring/"
 
 
 def test_every_view_opens_a_route_of_the_app_in_the_ui(plugin) -> None:

@@ -350,5 +350,6 @@ def test_mounted_in_airflow_the_login_is_airflows(airflow_api, auth_manager) -> 
         "runway-validation-report",
         "runway-gate-decisions",
         "runway-gate-decision",
+        "runway-model-monitoring",
     }
     assert [a["url_prefix"] for a in ours["fastapi_apps"]] == ["/runway"]

@@ -1,5 +1,5 @@
-"""Validation reports and model-gate decisions inside the Airflow UI: a FastAPI app
-mounted by the Airflow plugin.
+"""Validation reports, model-gate decisions and monitoring reports inside the Airflow UI:
+a FastAPI app mounted by the Airflow plugin.
 
 The validate stage writes one report folder per pipeline and day,
 ``<reports_dir>/validation/<pipeline>/ds=<day>/`` (a summary ``index.html`` plus the Great
@@ -14,7 +14,9 @@ Expectations Data Docs), and one catalog record per dataset. The plugin
 * ``/reports/files/<pipeline>/ds=<day>/<file>`` — the report files themselves; a path that
   resolves outside the reports folder (``..``, absolute, encoded, symlinked) is a 404;
 * ``/decisions/...`` — the model-gate decisions and model events recorded in the platform
-  database, one page per decision (routes in :mod:`runway_mlops.ui.decisions`).
+  database, one page per decision (routes in :mod:`runway_mlops.ui.decisions`);
+* ``/monitoring/...`` — each pipeline's model-monitoring report, written by its
+  ``<pipeline>_monitoring`` DAG (routes in :mod:`runway_mlops.ui.monitoring`).
 
 Airflow mounts plugin apps without any authentication, so every route depends on
 :func:`airflow_user`, which is Airflow's own ``get_user``: the JWT from an
@@ -202,6 +204,8 @@ def _index_link(request: Request) -> str:
     mount = request.scope.get("root_path", "").rstrip("/")
     if request.url.path.startswith(f"{mount}/decisions"):
         return f"<a href='{html.escape(mount)}/decisions/'>All model gate decisions</a>"
+    if request.url.path.startswith(f"{mount}/monitoring"):
+        return f"<a href='{html.escape(mount)}/monitoring/'>All monitoring reports</a>"
     return f"<a href='{html.escape(mount)}/reports/'>All validation reports</a>"
 
 
@@ -215,10 +219,12 @@ def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) 
     )
     app.add_exception_handler(NotLoggedIn, _not_logged_in)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    # Imported here: the decisions module builds on the helpers of this one.
+    # Imported here: the decisions and monitoring modules build on the helpers of this one.
     from runway_mlops.ui.decisions import decisions_router
+    from runway_mlops.ui.monitoring import monitoring_router
 
     app.include_router(decisions_router(settings_loader))
+    app.include_router(monitoring_router(settings_loader))
 
     def file_link(report_path: str | None, root: Path) -> str | None:
         """``files/<pipeline>/ds=<day>/index.html`` for a recorded report that still exists."""
