@@ -86,7 +86,18 @@ class AirflowStack:
 
         return AirflowAPI(self.url, self.username, self.password)
 
-    def backfill(self, dag_id: str, first, last, pipeline, *, timeout: float = 900):
+    def backfill(
+        self,
+        dag_id: str,
+        first,
+        last,
+        pipeline,
+        *,
+        timeout: float = 900,
+        max_active_runs: int = 2,
+        conf: dict | None = None,
+        reprocess_behavior: str = "completed",
+    ):
         """Backfill first..last through the REST API and wait; return {day: dag run}."""
         import datetime as dt
 
@@ -95,7 +106,12 @@ class AirflowStack:
         days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
         with self.api() as api:
             backfill = api.create_backfill(
-                dag_id, local_midnight(first, pipeline), local_midnight(last, pipeline)
+                dag_id,
+                local_midnight(first, pipeline),
+                local_midnight(last, pipeline),
+                max_active_runs=max_active_runs,
+                conf=conf,
+                reprocess_behavior=reprocess_behavior,
             )
             return follow_backfill(
                 api,
@@ -114,8 +130,17 @@ STACK_LAST_DAY = "2013-01-10"
 
 
 @contextlib.contextmanager
-def running_stack(home: Path, config_dir: Path = CONFIG_DIR, *, seed_files: bool = True):
-    """A real Airflow on a private home; yields an :class:`AirflowStack`, then stops it."""
+def running_stack(
+    home: Path,
+    config_dir: Path = CONFIG_DIR,
+    *,
+    seed_files: bool = True,
+    env: dict[str, str] | None = None,
+):
+    """A real Airflow on a private home; yields an :class:`AirflowStack`, then stops it.
+
+    ``env`` adds ``RUNWAY_*`` settings (e.g. ``RUNWAY_DATABASE_URL``); the tasks inherit them.
+    """
     import datetime as dt
 
     from runway_mlops.airflow_api import AirflowAPI
@@ -129,6 +154,7 @@ def running_stack(home: Path, config_dir: Path = CONFIG_DIR, *, seed_files: bool
         env={
             "RUNWAY_HOME": str(home / "runway"),
             "RUNWAY_AIRFLOW_URL": f"http://localhost:{_free_port()}",
+            **(env or {}),
         },
     )
     pipeline = get_pipeline(settings, "flights")

@@ -72,15 +72,19 @@ class AirflowAPI:
         *,
         max_active_runs: int = 2,
         reprocess_behavior: str = "completed",
+        conf: dict[str, Any] | None = None,
         retry_seconds: float = 120,
     ) -> dict[str, Any]:
-        body = {
+        """Create a backfill; ``conf`` is every run's conf (its params, e.g. ``model``)."""
+        body: dict[str, Any] = {
             "dag_id": dag_id,
             "from_date": from_date.isoformat(),
             "to_date": to_date.isoformat(),
             "max_active_runs": max_active_runs,
             "reprocess_behavior": reprocess_behavior,
         }
+        if conf:
+            body["dag_run_conf"] = conf
         # On SQLite (embedded defaults) Airflow refuses backfill creation with 503 while
         # another writer holds the database; that passes within seconds, so retry.
         deadline = time.monotonic() + retry_seconds
@@ -108,9 +112,19 @@ class AirflowAPI:
             self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", **params)["task_instances"]
         )
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Trigger a manual run now (no logical date), as *Trigger DAG w/ config* does."""
-        body = {"logical_date": None, "conf": conf or {}}
+    def trigger(
+        self,
+        dag_id: str,
+        conf: dict[str, Any] | None = None,
+        *,
+        logical_date: dt.datetime | None = None,
+    ) -> dict[str, Any]:
+        """Trigger a manual run, as *Trigger DAG w/ config* does: now (no logical date), or
+        for the data interval that starts at ``logical_date``."""
+        body = {
+            "logical_date": logical_date.isoformat() if logical_date else None,
+            "conf": conf or {},
+        }
         return dict(self.request("POST", f"/dags/{dag_id}/dagRuns", json=body))
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:

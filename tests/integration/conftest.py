@@ -6,6 +6,7 @@ runs exactly the code path it runs against AWS or MinIO.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -62,8 +63,8 @@ def s3_bucket(s3_endpoint: str) -> str:
     return name
 
 
-@pytest.fixture
-def pg_database() -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
     """A fresh PostgreSQL database, dropped afterwards; yields its URL."""
     import psycopg2
 
@@ -72,10 +73,27 @@ def pg_database() -> Iterator[str]:
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with admin.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test."""
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pg_module_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test module (e.g. behind a private Airflow)."""
+    with fresh_database() as url:
+        yield url
