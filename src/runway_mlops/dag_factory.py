@@ -198,7 +198,10 @@ def _training_doc(pipeline: PipelineConfig) -> str:
            *Browse → Model gate decisions*. A rejection fails this task (mode `enforce`).
         5. **register_challenger**: registers `{pipeline.model_name}` and sets `challenger`.{approval}
         7. **promote_champion**: moves `champion` (the old one becomes
-           `previous_champion`); always skipped on a backfill run.
+           `previous_champion`); always skipped on a backfill run, and skipped under
+           `promotion.policy: shadow` (now `{pipeline.promotion.policy}`) once a champion
+           exists: the challenger is then scored in shadow and `{pipeline.name}_monitoring`
+           promotes it when it wins there.
 
         *Trigger DAG w/ config*: `window_end` (YYYY-MM-DD; default: the end of the run's
         interval), `window_days`, `validation_days`, `test_days`, `hyperparameters` (e.g. `{{"num_leaves": 15}}`), `tune`,

@@ -32,12 +32,13 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runway_mlops import catalog
 from runway_mlops.errors import (
+    ConfigError,
     GateRejectedError,
-    MissingPartitionError,
     PromotionRefusedError,
     RunwayError,
 )
@@ -118,6 +119,68 @@ def prepare_data(
         f"data: ready in {time.perf_counter() - began:.0f} s; unusable days: {sorted(failed) or 'none'}"
     )
     return {"built": len(buildable), "kept": len(days) - len(todo), "failed": failed}
+
+
+# ------------------------------------------------------------------------------ reset
+
+#: A replay home carries this file; the replay refuses to reset a home without it.
+MARKER = ".runway-replay"
+
+
+def claim_home(settings: PlatformSettings) -> None:
+    """Make sure ``settings.home`` is a replay's own home (empty, or marked as one)."""
+    home = settings.home
+    marker = home / MARKER
+    if home.exists() and any(home.iterdir()) and not marker.exists():
+        raise ConfigError(
+            f"{home} is not a replay home (no {MARKER} in it): the replay resets the model "
+            "registry, predictions and decisions of its home at every start, so it runs in a "
+            "folder of its own; choose an empty --home (default: <home>/replay)"
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    marker.write_text("This folder belongs to `runway replay`; it is reset at every replay.\n")
+
+
+def reset_model_state(settings: PlatformSettings, pipeline: PipelineConfig) -> None:
+    """Forget every model, prediction, monitored value and decision of an earlier replay
+    (the data partitions stay): a replay always starts from the same state."""
+    import sqlalchemy as sa
+
+    from runway_mlops.inference import store
+    from runway_mlops.monitoring import store as mstore
+
+    uri = settings.mlflow_tracking_uri
+    path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    if path is None or not path.resolve().is_relative_to(settings.home.resolve()):
+        raise ConfigError(
+            f"the replay resets its MLflow store, so it needs one of its own under {settings.home} "
+            f"(got {uri})"
+        )
+    path.unlink(missing_ok=True)
+    artifacts = Path(settings.mlflow_artifact_uri)
+    if artifacts.resolve().is_relative_to(settings.home.resolve()):
+        shutil.rmtree(artifacts, ignore_errors=True)
+    lake = Lake(settings.lake_dir)
+    for role in ("champion", "shadow"):
+        shutil.rmtree(lake.dataset_dir("predictions", pipeline.name, role), ignore_errors=True)
+    shutil.rmtree(settings.reports_dir / "monitoring" / pipeline.name, ignore_errors=True)
+    tables = [
+        store.predictions,
+        mstore.monitoring,
+        mstore.policy_decisions,
+        catalog.model_events,
+        catalog.gate_decisions,
+    ]
+    store.day_counts(settings.database_url, pipeline.name)  # creates the tables if needed
+    mstore.list_decisions(settings.database_url, pipeline.name)
+    with catalog.engine(settings.database_url).begin() as conn:
+        for table in tables:
+            conn.execute(sa.delete(table).where(table.c.pipeline == pipeline.name))
+    from runway_mlops.inference import models
+    from runway_mlops.stages import monitor
+
+    models._cache.clear()
+    monitor._references.clear()
 
 
 # ----------------------------------------------------------------------------- training
@@ -298,15 +361,15 @@ def run_replay(
     from runway_mlops.training import registry
 
     if pipeline.monitoring is None or pipeline.training is None:
-        raise MissingPartitionError(
-            f"pipeline {pipeline.name} has no training and monitoring blocks"
-        )
+        raise ConfigError(f"pipeline {pipeline.name} has no training and monitoring blocks")
     if not first < train_until < last:
-        raise MissingPartitionError(f"expected {first} < {train_until} < {last}")
+        raise ConfigError(f"expected --from {first} < --train-until {train_until} < --to {last}")
     summary = ReplaySummary(
         pipeline.name, f"{first}..{train_until}", f"{train_until + dt.timedelta(days=1)}..{last}"
     )
     began = time.perf_counter()
+    claim_home(settings)
+    reset_model_state(settings, pipeline)
     if prepare:
         data = prepare_data(settings, pipeline, first, last)
         summary.days_skipped.update({d: f"data: {why}" for d, why in data["failed"].items()})

@@ -108,7 +108,7 @@ def test_monitoring_triggers_retraining_once_with_its_reason(stack) -> None:
     assert {run["state"] for run in runs.values()} == {"success"}
     backfilled = mstore.list_decisions(url, pipeline.name, policy="retrain")
     assert [d.ds for d in backfilled] == [DRIFT_FROM, DRIFT_FROM + dt.timedelta(days=1)]
-    assert backfilled[-1].decision == "fire" and not backfilled[-1].acted
+    assert not any(d.acted for d in backfilled)
     assert (report_dir(running.settings, pipeline.name) / "quality.png").is_file()
 
     # A live (manual) run of the next interval (LAST + 1, monitoring LAST) fires and acts.

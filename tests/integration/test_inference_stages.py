@@ -56,15 +56,12 @@ def train_model(settings, pipeline, *, end=END, overrides=None, mode=None, run_i
     return train.register_challenger(settings, pipeline, evaluation, context), context
 
 
-def promote(settings, pipeline, registered, run_type="manual"):
-    context = train.RunContext(run_id=f"promote__{registered['model_version']}", run_type=run_type)
-    return train.promote_champion(
-        settings,
-        pipeline,
-        registered,
-        context,
-        approved_by="test" if run_type == "cli-manual" else None,
+def promote(settings, pipeline, registered):
+    """Promote by hand (``runway promote``), whatever the pipeline's promotion policy."""
+    context = train.RunContext(
+        run_id=f"promote__{registered['model_version']}", run_type="cli-manual"
     )
+    return train.promote_champion(settings, pipeline, registered, context, approved_by="test")
 
 
 def scoring(ds, run_type="scheduled"):
@@ -219,7 +216,7 @@ def test_forced_drift_triggers_retraining_exactly_once_within_the_cooldown(
     write_days(settings, pipeline, FIRST, last, rows=250)
     _drift_days(settings, pipeline, END + dt.timedelta(days=3), last)
     v1, _ = train_model(settings, pipeline)
-    promote(settings, pipeline, v1)  # the first model: promoted although the policy is shadow
+    promote(settings, pipeline, v1)
     summary = ReplaySummary(pipeline.name, "", "")
     days = [END + dt.timedelta(days=i) for i in range(1, 10)]
     run_loop(settings, pipeline, days, tune=False, summary=summary)
@@ -315,7 +312,7 @@ def test_a_forced_bad_champion_is_rolled_back(db_settings, flights_pipeline):
     bad, _ = train_model(
         settings, pipeline, overrides=HANDICAP, mode="dry_run", run_id="manual__bad"
     )
-    promoted = promote(settings, pipeline, bad, run_type="cli-manual")
+    promoted = promote(settings, pipeline, bad)
     start = dt.date.fromisoformat(promoted["effective_from"])
     assert start == END + dt.timedelta(days=2)
 

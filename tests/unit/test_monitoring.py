@@ -189,3 +189,9 @@ def test_rollback_only_in_probation_with_evidence_and_margin() -> None:
     # Evidence from before the probation does not count.
     before = [DayPair(start - dt.timedelta(days=i + 1), 0.5, 0.7, 500) for i in range(3)]
     assert policies.evaluate_rollback(cfg, start, "2", "1", start, before).decision == "hold"
+
+
+def test_retrain_waits_for_a_full_window_of_evidence() -> None:
+    quality = [DayValue(d, 0.5, 500) for d in days(4)]  # 4 bad days, of_last is 5
+    decision = policies.evaluate_retrain(config(), days(4)[-1], quality, {}, None)
+    assert decision.decision == "hold" and "4 of the 5 days of evidence" in decision.reason

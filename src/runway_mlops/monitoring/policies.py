@@ -134,9 +134,17 @@ def evaluate_retrain(
         return PolicyDecision(
             RETRAIN, "disabled", "no threshold and no drift_psi configured", figures
         )
+    if len(recent) < policy.of_last:
+        # "N of the last M days" needs M days: a champion promoted days ago is not judged
+        # on its first few (noisy) days.
+        return PolicyDecision(
+            RETRAIN,
+            "hold",
+            f"{len(recent)} of the {policy.of_last} days of evidence the policy needs "
+            f"(days with at least {config.min_rows} labelled rows) for this champion so far",
+            figures,
+        )
     if not fired:
-        if len(recent) < min(policy.breaches, policy.drift_breaches):
-            why.append(f"only {len(recent)} day(s) with at least {config.min_rows} labelled rows")
         return PolicyDecision(RETRAIN, "hold", "; ".join(why), figures)
     if last_fired is not None and (ds - last_fired).days < policy.cooldown_days:
         until = last_fired + dt.timedelta(days=policy.cooldown_days)

@@ -571,7 +571,7 @@ def register_challenger(
                 model_name=pipeline.model_name,
                 model_version=version,
                 event=event,
-                actor=f"dag:{context.dag_id}" if context.dag_id else "cli",
+                actor=f"dag:{context.dag_id}" if context.dag_id else (context.run_type or "cli"),
                 reason=reason,
                 details={"decision_id": evaluation["decision_id"], "test": evaluation["test"]},
                 dag_id=context.dag_id,
