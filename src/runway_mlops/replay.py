@@ -253,6 +253,81 @@ def train_and_promote(
     return outcome
 
 
+# ----------------------------------------------------------------------------- baseline
+
+
+def left_alone(
+    settings: PlatformSettings, pipeline: PipelineConfig, version: str, days: list[dt.date]
+) -> list[tuple[dt.date, float | None]]:
+    """The daily realised metric ``version`` would have had, never replaced: the same
+    scoring and monitoring code on every day, nothing stored. What the loop is measured
+    against."""
+    import pandas as pd
+
+    from runway_mlops.inference import models
+    from runway_mlops.stages import monitor, score
+    from runway_mlops.training.metrics import binary_metrics
+
+    assert pipeline.monitoring is not None and pipeline.label is not None
+    lake = Lake(settings.lake_dir)
+    entity = pipeline.features.entity
+    key = pipeline.datasets[entity].key
+    label = pipeline.label.name
+    model = models.load_version(settings, pipeline.model_name, version)
+    metric = pipeline.monitoring.policies.metric
+    out: list[tuple[dt.date, float | None]] = []
+    for ds in days:
+        if not lake.exists("features", pipeline.name, entity, ds):
+            continue
+        features = lake.read_frame("features", pipeline.name, entity, ds)
+        labels = lake.read_frame("labels", pipeline.name, entity, ds)
+        horizon = monitor.outcome_horizon(pipeline, ds)
+        known = pd.to_datetime(labels["outcome_known_at"], utc=True) < horizon
+        joined = features.assign(score=score.predict(model, features)).merge(
+            labels.loc[known, [*key, label]], on=key
+        )
+        if len(joined) < pipeline.monitoring.policies.min_rows:
+            continue
+        value = binary_metrics(joined[label].to_numpy(), joined["score"].to_numpy())[metric]
+        out.append((ds, value))
+    return out
+
+
+def _compare(
+    metric: str,
+    loop: list[Any],
+    alone: list[tuple[dt.date, float | None]],
+    first_version: str,
+) -> dict[str, Any]:
+    """Mean daily realised metric per month: the served champions vs the first model."""
+    import statistics
+    from collections import defaultdict
+
+    served: dict[int, list[float]] = defaultdict(list)
+    kept: dict[int, list[float]] = defaultdict(list)
+    days = {r.ds for r in loop if r.value is not None} & {d for d, v in alone if v is not None}
+    for r in loop:
+        if r.ds in days:
+            served[r.ds.month].append(r.value)
+    for d, v in alone:
+        if d in days and v is not None:
+            kept[d.month].append(v)
+    months = sorted(served)
+    every_served = [v for m in months for v in served[m]]
+    every_kept = [v for m in months for v in kept[m]]
+    return {
+        "metric": metric,
+        "first_model": first_version,
+        "days": len(days),
+        "by_month": {
+            m: {"served": statistics.fmean(served[m]), "first_model": statistics.fmean(kept[m])}
+            for m in months
+        },
+        "served_mean": statistics.fmean(every_served) if every_served else None,
+        "first_model_mean": statistics.fmean(every_kept) if every_kept else None,
+    }
+
+
 # --------------------------------------------------------------------------------- loop
 
 
@@ -268,6 +343,7 @@ class ReplaySummary:
     seconds: dict[str, float] = field(default_factory=dict)
     timeline: str | None = None
     report: str | None = None
+    comparison: dict[str, Any] = field(default_factory=dict)
 
 
 def run_loop(
@@ -420,10 +496,20 @@ def run_replay(
     rows = mstore.metric_rows(
         settings.database_url, pipeline.name, kind="quality", name="overall", metric=metric
     )
+    first_version = next((t["model_version"] for t in summary.trainings if t["promoted"]), None)
+    baseline = None
+    if first_version:
+        scored = _days(train_until + dt.timedelta(days=1), last)
+        alone = left_alone(settings, pipeline, first_version, scored)
+        baseline = (f"v{first_version} never retrained", alone)
+        min_rows = pipeline.monitoring.policies.min_rows
+        loop = [r for r in rows if r.role == "champion" and r.rows >= min_rows]
+        summary.comparison = _compare(metric, loop, alone, first_version)
     quality_plot(
         out / "timeline.png",
         rows,
         markers(settings, pipeline),
+        baseline=baseline,
         metric=metric,
         title=f"{pipeline.name} {first.year}: realised {metric} per model version, with the platform's decisions",
         threshold=pipeline.monitoring.policies.retrain.threshold,
@@ -475,6 +561,20 @@ def describe(summary: ReplaySummary) -> str:
     for e in summary.events:
         lines.append(
             f"  v{e['version']:<3} {e['event']:<18} {str(e['effective_from'] or ''):<11} {e['actor']}: {e['reason'][:150]}"
+        )
+    comparison = summary.comparison
+    if comparison.get("served_mean") is not None:
+        lines.append(
+            f"\nmean daily realised {comparison['metric']} over {comparison['days']} days: "
+            f"served champions {comparison['served_mean']:.4f} vs v{comparison['first_model']} "
+            f"never retrained {comparison['first_model_mean']:.4f}"
+        )
+        lines.append(
+            "  by month: "
+            + ", ".join(
+                f"{m}: {v['served']:.3f} vs {v['first_model']:.3f}"
+                for m, v in comparison["by_month"].items()
+            )
         )
     lines.append(f"\ntimeline plot: {summary.timeline}")
     lines.append(f"monitoring report: {summary.report} (Airflow UI: Browse → Model monitoring)")

@@ -130,8 +130,13 @@ def quality_plot(
     metric: str,
     title: str,
     threshold: float | None = None,
+    baseline: tuple[str, list[tuple[dt.date, float | None]]] | None = None,
 ) -> Path:
-    """Realised ``metric`` per model version per day (7-day mean line, daily dots)."""
+    """Realised ``metric`` per model version per day (7-day mean line, daily dots).
+
+    ``baseline`` = (label, [(day, value)]) adds a grey 7-day-mean line for comparison
+    (the replay's first model, never retrained).
+    """
     import pandas as pd
 
     plt = _plt()
@@ -153,6 +158,9 @@ def quality_plot(
             dashed = role != "champion"
             ax.scatter(part["ds"], part["value"], s=6, color=color, alpha=0.35)
             smooth = part.set_index(pd.to_datetime(part["ds"]))["value"].rolling("7D").mean()
+            # Days the version did not score are gaps in its line, not a straight segment
+            # across weeks (a previous champion comes back in shadow for its probation).
+            smooth = smooth.reindex(pd.date_range(smooth.index.min(), smooth.index.max(), freq="D"))
             ax.plot(
                 smooth.index,
                 smooth.to_numpy(),
@@ -160,6 +168,20 @@ def quality_plot(
                 linestyle="--" if dashed else "-",
                 linewidth=1.6,
                 label=f"v{version} ({'shadow' if dashed else 'champion'})",
+            )
+    if baseline is not None:
+        label, points = baseline
+        series = pd.Series(
+            [v for _, v in points], index=pd.to_datetime([d for d, _ in points]), dtype="float64"
+        ).dropna()
+        if not series.empty:
+            ax.plot(
+                series.index,
+                series.rolling("7D").mean().to_numpy(),
+                color="#4a5568",
+                linestyle=":",
+                linewidth=1.4,
+                label=label,
             )
     if threshold is not None:
         ax.axhline(
