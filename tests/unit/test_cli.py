@@ -76,3 +76,18 @@ def test_airflow_subcommand_runs_airflow_with_the_profile(runway_env) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == str(CONFIG_DIR.parent / "dags")
+
+
+def test_predictions_needs_a_key_or_a_day(runway_env, capsys) -> None:
+    assert main(["predictions", "--pipeline", "flights"]) == 1
+    assert "exactly one of --key KEY or --date" in capsys.readouterr().err
+
+
+def test_replay_refuses_a_folder_that_is_not_its_own(runway_env, capsys) -> None:
+    precious = runway_env / "precious"
+    precious.mkdir()
+    (precious / "mlflow.db").write_text("not the replay's")
+    assert main(["replay", "--home", str(precious)]) == 1
+    err = capsys.readouterr().err
+    assert "is not a replay home" in err and "Traceback" not in err
+    assert (precious / "mlflow.db").read_text() == "not the replay's"
