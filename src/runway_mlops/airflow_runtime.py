@@ -311,6 +311,7 @@ def up(settings: PlatformSettings) -> int:
         f"  login: {ADMIN_USER} / {admin_password(settings)}"
         f"   (generated; kept in {passwords_file(settings)})\n"
         f"  validation reports: {procs.url}/runway/reports/ (also under Browse in the UI)\n"
+        f"  model monitoring:   {procs.url}/runway/monitoring/ (Browse → Model monitoring)\n"
         f"  logs: {settings.airflow_home / 'logs'}\n"
         "Press Ctrl-C to stop.",
         flush=True,

@@ -56,8 +56,13 @@ def test_promote_by_hand_records_who(trained_home, capsys) -> None:
     args = ["train", "--pipeline", "flights", "--end", str(END), "--days", "60", "--no-tune"]
     assert main(args) == 0
     assert main([*args, "--dry-run", "--set", "num_leaves=2", "--set", "num_boost_round=2"]) == 0
-    assert "rejected (dry run, not blocking)" in capsys.readouterr().out
-    # In dry run the auto policy promoted v2 as well; take v1 back by hand.
+    out = capsys.readouterr().out
+    assert "rejected (dry run, not blocking)" in out
+    # flights promotes in shadow: v2 is registered as challenger and waits there.
+    assert "registered runway_flights v2 as challenger" in out and "promotes in shadow" in out
+    assert _champion(settings, pipeline) == "1"
+    # A person promotes it by hand (whatever the policy), then takes v1 back.
+    assert main(["promote", "--pipeline", "flights", "--version", "2"]) == 0
     assert _champion(settings, pipeline) == "2"
     assert main(["promote", "--pipeline", "flights", "--version", "1"]) == 0
     assert _champion(settings, pipeline) == "1"
