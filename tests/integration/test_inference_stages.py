@@ -401,3 +401,23 @@ def test_postgres_store_under_concurrent_writers_loses_and_duplicates_nothing(pg
     counts = pd.DataFrame(store.day_counts(url, "flights"))
     assert len(counts) == len(days), counts  # one (day, version) group per day: never a mix
     assert (counts["rows"] == 400).all()
+
+
+def test_postgres_store_writes_a_day_of_several_pages_and_keeps_the_rules(pg_database):
+    from tests.unit.test_predictions_store import rows
+
+    url = pg_database.replace("postgresql://", "postgresql+psycopg2://")
+    day = dt.date(2013, 5, 1)
+    big = rows("1", "champion", n=2507, score=0.9)  # three pages of execute_values
+    assert store.replace_day(url, "flights", day, "champion", big) == 2507
+    # A shadow write of the same version never replaces the champion rows ...
+    store.replace_day(url, "flights", day, "shadow", rows("1", "shadow", n=2507, score=0.1))
+    champion = store.day_rows(url, "flights", day, "champion")
+    assert len(champion) == 2507 and {r["score"] for r in champion} == {0.9}
+    assert store.day_rows(url, "flights", day, "shadow") == []
+    # ... another version's shadow rows go in beside them; a rerun replaces, never adds.
+    for _ in range(2):
+        store.replace_day(url, "flights", day, "shadow", rows("2", "shadow", n=2507, score=0.2))
+    assert len(store.day_rows(url, "flights", day, "shadow")) == 2507
+    store.replace_day(url, "flights", day, "champion", big[:10])
+    assert len(store.day_rows(url, "flights", day, "champion")) == 10

@@ -94,3 +94,11 @@ def test_rows_must_belong_to_the_writer(url: str) -> None:
     with pytest.raises(ValueError, match="unknown prediction role"):
         store.replace_day(url, "flights", D, "served", [])
     assert store.entity_key([2013, 1, 5, "UA", 1545, "EWR"]) == "2013|1|5|UA|1545|EWR"
+
+
+def test_a_large_day_is_written_whole(url: str) -> None:
+    big = rows("1", "champion", n=2507)
+    assert store.replace_day(url, "flights", D, "champion", big) == len(big)
+    assert count(url) == len(big)
+    store.replace_day(url, "flights", D, "champion", big[:5])
+    assert count(url) == 5

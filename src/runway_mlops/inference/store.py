@@ -144,7 +144,9 @@ def replace_day(
                 & (predictions.c.role == role)
             )
         )
-        if batch:
+        if batch and conn.dialect.name == "postgresql":
+            _upsert_postgres(conn, role, batch)
+        elif batch:
             stmt = _insert(conn)
             updates = {c: stmt.excluded[c] for c in ROW_COLUMNS if c not in _PK} | {
                 "scored_at": stmt.excluded.scored_at
@@ -163,6 +165,50 @@ def replace_day(
 
 
 _PK = ("pipeline", "entity_key", "model_version")
+_COLUMNS = (*ROW_COLUMNS, "scored_at")
+
+
+def _upsert_postgres(conn: sa.Connection, role: str, batch: list[dict[str, Any]]) -> None:
+    """The upsert with psycopg2's ``execute_values``: pages of 1,000 rows per statement.
+
+    SQLAlchemy runs an ``ON CONFLICT`` upsert as an executemany, which psycopg2 sends one
+    row at a time: 0.7 s for a day of flights. Same statement, same rules as the SQLite
+    path: a champion write takes over a shadow row of its version, a shadow write never
+    updates a champion row. Identifiers are quoted by ``psycopg2.sql``; values are bound.
+    """
+    from psycopg2 import sql
+    from psycopg2.extras import execute_values
+
+    table = sql.Identifier(predictions.name)
+    updates = sql.SQL(", ").join(
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+        for c in _COLUMNS
+        if c not in _PK
+    )
+    statement = sql.SQL(
+        "INSERT INTO {table} ({columns}) VALUES %s ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    ).format(
+        table=table,
+        columns=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)),
+        key=sql.SQL(", ").join(map(sql.Identifier, _PK)),
+        updates=updates,
+    )
+    if role != "champion":
+        statement += sql.SQL(" WHERE {table}.{role} = 'shadow'").format(
+            table=table, role=sql.Identifier("role")
+        )
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        execute_values(
+            cursor,
+            statement.as_string(raw),
+            [tuple(row[c] for c in _COLUMNS) for row in batch],
+            page_size=1000,
+        )
+    finally:
+        cursor.close()
 
 
 def lookup(
