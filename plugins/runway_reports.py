@@ -40,7 +40,7 @@ class RunwayReportsPlugin(AirflowPlugin):
         {
             "app": create_app(),
             "url_prefix": URL_PREFIX,
-            "name": "Runway validation reports and gate decisions",
+            "name": "Runway reports: validation, gate decisions, model monitoring",
         }
     ]
     external_views = [

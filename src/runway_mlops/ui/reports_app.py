@@ -212,7 +212,7 @@ def _index_link(request: Request) -> str:
 def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) -> FastAPI:
     """The app of every Runway page. Creating it reads nothing: settings load per request."""
     app = FastAPI(
-        title="Runway validation reports and gate decisions",
+        title="Runway reports: validation, gate decisions, model monitoring",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
