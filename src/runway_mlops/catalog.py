@@ -132,6 +132,21 @@ def engine(url: str) -> sa.Engine:
         return _engines[url]
 
 
+_with_tables: set[tuple[str, int]] = set()
+
+
+def engine_with(url: str, tables: sa.MetaData) -> sa.Engine:
+    """:func:`engine`, with the tables of another module's ``MetaData`` created too (once
+    per URL and process): the predictions store and the monitoring tables live in the
+    platform database beside the catalog."""
+    eng = engine(url)
+    with _engines_lock:
+        if (url, id(tables)) not in _with_tables:
+            tables.create_all(eng, checkfirst=True)
+            _with_tables.add((url, id(tables)))
+    return eng
+
+
 def _now() -> dt.datetime:
     # Audit timestamp only (when the row was recorded); never used by stage logic.
     return dt.datetime.now(dt.UTC)

@@ -98,18 +98,9 @@ def _run_stage_day(
 
 
 def _score_day(settings: Any, pipeline: Any, ds: Any, run_id: str, model: str | None) -> str:
-    import datetime as dt
-
     from runway_mlops.stages import score
 
-    context = score.ScoringContext(
-        run_id=run_id,
-        run_type="cli",
-        interval_start=dt.datetime.combine(ds, dt.time(), tzinfo=pipeline.zone),
-        interval_end=dt.datetime.combine(
-            ds + dt.timedelta(days=1), dt.time(), tzinfo=pipeline.zone
-        ),
-    )
+    context = score.ScoringContext.for_day(pipeline, ds, run_id=run_id, run_type="cli")
     champion = score.score_champion(settings, pipeline, ds, context, model=model)
     shadow = score.score_shadow(settings, pipeline, ds, context)
     return f"{champion.summary()} ({champion.models[0]['how']})\n{shadow.summary()}"

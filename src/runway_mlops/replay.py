@@ -367,14 +367,8 @@ def run_loop(
         if not lake.exists("features", pipeline.name, entity, ds):
             summary.days_skipped[ds.isoformat()] = "no feature partition (quarantined or missing)"
         else:
-            context = score.ScoringContext(
-                dag_id="replay",
-                run_id=f"replay__{ds.isoformat()}",
-                run_type="replay",
-                interval_start=dt.datetime.combine(ds, dt.time(), tzinfo=pipeline.zone),
-                interval_end=dt.datetime.combine(
-                    ds + dt.timedelta(days=1), dt.time(), tzinfo=pipeline.zone
-                ),
+            context = score.ScoringContext.for_day(
+                pipeline, ds, run_id=f"replay__{ds.isoformat()}", run_type="replay", dag_id="replay"
             )
             score.score_champion(settings, pipeline, ds, context)
             score.score_shadow(settings, pipeline, ds, context)

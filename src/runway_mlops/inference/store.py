@@ -26,13 +26,12 @@ flights: year, month, day, carrier, flight, origin).
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from runway_mlops.catalog import engine
+from runway_mlops.catalog import engine_with
 
 KEY_SEPARATOR = "|"
 ROLES = ("champion", "shadow")
@@ -75,17 +74,9 @@ predictions = sa.Table(
 #: Columns a scoring task provides for each row (``scored_at`` is added here).
 ROW_COLUMNS = tuple(c.name for c in predictions.columns if c.name != "scored_at")
 
-_ready: set[str] = set()
-_ready_lock = threading.Lock()
-
 
 def _engine(url: str) -> sa.Engine:
-    eng = engine(url)
-    with _ready_lock:
-        if url not in _ready:
-            metadata.create_all(eng, checkfirst=True)
-            _ready.add(url)
-    return eng
+    return engine_with(url, metadata)
 
 
 def entity_key(values: Sequence[Any]) -> str:

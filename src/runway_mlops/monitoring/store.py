@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from runway_mlops.catalog import engine
+from runway_mlops.catalog import engine_with
 
 metadata = sa.MetaData()
 
@@ -62,17 +61,9 @@ policy_decisions = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-_ready: set[str] = set()
-_ready_lock = threading.Lock()
-
 
 def _engine(url: str) -> sa.Engine:
-    eng = engine(url)
-    with _ready_lock:
-        if url not in _ready:
-            metadata.create_all(eng, checkfirst=True)
-            _ready.add(url)
-    return eng
+    return engine_with(url, metadata)
 
 
 def _now() -> dt.datetime:

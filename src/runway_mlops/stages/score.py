@@ -53,6 +53,21 @@ class ScoringContext:
     interval_start: dt.datetime | None = None
     interval_end: dt.datetime | None = None
 
+    @classmethod
+    def for_day(
+        cls,
+        pipeline: PipelineConfig,
+        ds: dt.date,
+        *,
+        run_id: str,
+        run_type: str,
+        dag_id: str | None = None,
+    ) -> ScoringContext:
+        """A run outside Airflow (CLI, replay): the interval is the local day ``ds``."""
+        start = dt.datetime.combine(ds, dt.time(), tzinfo=pipeline.zone)
+        end = dt.datetime.combine(ds + dt.timedelta(days=1), dt.time(), tzinfo=pipeline.zone)
+        return cls(dag_id, run_id, run_type, start, end)
+
 
 @dataclass
 class ScoreResult:
