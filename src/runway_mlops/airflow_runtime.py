@@ -83,7 +83,7 @@ def airflow_env(
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.project_root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.project_root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": settings.executor,
         "AIRFLOW__CORE__PARALLELISM": str(max(2, 2 * (os.cpu_count() or 1))),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": _secret_file(secret_dir / "fernet_key", _fernet_key()),
@@ -93,7 +93,7 @@ def airflow_env(
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_database_url(settings),
         "AIRFLOW__API__BASE_URL": url,
         "AIRFLOW__API__HOST": parts.hostname or "localhost",
         "AIRFLOW__API__PORT": str(parts.port or 8080),
@@ -121,6 +121,11 @@ def airflow_env(
         "NO_PROXY": "localhost,127.0.0.1",
         "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
     }
+    if settings.executor == "CeleryExecutor":
+        ours.update(celery_env(settings))
+    if settings.s3_endpoint_url:
+        ours["MLFLOW_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    ours["SPARK_LOCAL_IP"] = env.get("SPARK_LOCAL_IP", "127.0.0.1")
     env.update(ours)
     # Tasks call load_settings() in their own processes: hand them this exact profile.
     for name in ENV_FIELDS:
@@ -134,6 +139,33 @@ def airflow_env(
     for conn_id, uri in settings.connections.items():
         env.setdefault(f"AIRFLOW_CONN_{conn_id.upper()}", uri)
     return env
+
+
+def airflow_database_url(settings: PlatformSettings) -> str:
+    """The profile's Airflow metadata database: its own setting, else SQLite in its home."""
+    return settings.airflow_database_url or f"sqlite:///{settings.airflow_home / 'airflow.db'}"
+
+
+def celery_env(settings: PlatformSettings) -> dict[str, str]:
+    """CeleryExecutor settings: Redis broker, results in the Airflow database.
+
+    Each Runway home sends its tasks to its own queue, so two homes sharing one broker
+    never take each other's tasks.
+    """
+    assert settings.celery_broker_url, "validated by the profile"
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": settings.celery_broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{airflow_database_url(settings)}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(max(2, os.cpu_count() or 1)),
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": celery_queue(settings),
+    }
+
+
+def celery_queue(settings: PlatformSettings) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(str(settings.airflow_home).encode()).hexdigest()[:8]
+    return f"runway-{settings.profile}-{digest}"
 
 
 def airflow_bin() -> str:
@@ -159,7 +191,7 @@ def migrate(settings: PlatformSettings, env: Mapping[str, str]) -> None:
 
 
 #: Components a supervisor restarts when they exit; and how often before giving up.
-RESTARTABLE = ("scheduler", "dag-processor", "triggerer")
+RESTARTABLE = ("scheduler", "dag-processor", "triggerer", "celery-worker")
 MAX_RESTARTS = 3
 
 
@@ -239,6 +271,23 @@ class AirflowProcesses:
         self.processes.clear()
 
 
+def component_commands(settings: PlatformSettings) -> dict[str, list[str]]:
+    """How each Airflow component starts; a Celery worker listens on the home's queue."""
+    commands = {name: [airflow_bin(), name] for name in COMPONENTS}
+    commands["celery-worker"] = [
+        airflow_bin(),
+        "celery",
+        "worker",
+        "--queues",
+        celery_queue(settings),
+        "--concurrency",
+        str(max(2, os.cpu_count() or 1)),
+        "--celery-hostname",
+        f"{celery_queue(settings)}@%h",
+    ]
+    return commands
+
+
 def port_in_use(url: str) -> bool:
     import socket
 
@@ -263,9 +312,12 @@ def start(
         )
     migrate(settings, env)
     running = AirflowProcesses(settings=settings, env=env)
+    commands = component_commands(settings)
+    if settings.executor == "CeleryExecutor" and "scheduler" in components:
+        components = [*components, "celery-worker"]
     try:
         for name in components:
-            running.spawn(name, [airflow_bin(), name])
+            running.spawn(name, commands[name])
         if "api-server" in components:
             _wait_healthy(running, wait_seconds)
     except BaseException:
@@ -298,30 +350,5 @@ def running_airflow(settings: PlatformSettings) -> Iterator[AirflowProcesses]:
     procs = start(settings)
     try:
         yield procs
-    finally:
-        procs.stop()
-
-
-def up(settings: PlatformSettings) -> int:
-    """``runway up``: start Airflow, print URL and login, run until interrupted."""
-    print(f"Starting Airflow ({', '.join(COMPONENTS)}) in {settings.airflow_home} ...")
-    procs = start(settings)
-    print(
-        f"\nAirflow is up: {procs.url}\n"
-        f"  login: {ADMIN_USER} / {admin_password(settings)}"
-        f"   (generated; kept in {passwords_file(settings)})\n"
-        f"  validation reports: {procs.url}/runway/reports/ (also under Browse in the UI)\n"
-        f"  model monitoring:   {procs.url}/runway/monitoring/ (Browse → Model monitoring)\n"
-        f"  logs: {settings.airflow_home / 'logs'}\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
-    )
-    try:
-        while True:
-            procs.check_alive()
-            time.sleep(2)
-    except KeyboardInterrupt:
-        print("\nStopping Airflow ...")
-        return 0
     finally:
         procs.stop()

@@ -802,8 +802,30 @@ class PlatformSettings(_Model):
     #: Where the Airflow API server listens (UI, REST API, execution API).
     airflow_url: str = "http://localhost:8080"
     s3_endpoint_url: str | None = None
+    #: ``s3://bucket/prefix``: the lake's home; ``lake_dir`` is then its local staging.
+    lake_uri: str | None = None
+    #: Airflow's metadata database; None: SQLite under ``airflow_home``.
+    airflow_database_url: str | None = None
+    executor: Literal["LocalExecutor", "CeleryExecutor"] = "LocalExecutor"
+    #: CeleryExecutor's broker (Redis); results go to the Airflow database.
+    celery_broker_url: str | None = None
+    #: When set, ``runway services`` runs an MLflow tracking server at
+    #: ``mlflow_tracking_uri`` on this backend store, with artifacts proxied to the
+    #: destination (e.g. ``s3://bucket``).
+    mlflow_backend_store_uri: str | None = None
+    mlflow_artifacts_destination: str | None = None
+    #: With a ``spark://host:port`` master, ``runway services`` starts the master and
+    #: this many workers (``spark-class``), each with ``spark_worker_cores`` cores.
+    spark_workers: int = 0
+    spark_worker_cores: int = 1
+    spark_worker_memory: str = "2g"
     #: Local, credential-free connection defaults exported as AIRFLOW_CONN_* when unset.
     connections: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def spark_cluster(self) -> bool:
+        """Whether ``runway services`` runs a standalone Spark cluster for this profile."""
+        return self.spark_master.startswith("spark://") and self.spark_workers > 0
 
     @property
     def pipelines_dir(self) -> Path:
@@ -822,7 +844,34 @@ class _ProfileFile(_Model):
     airflow_home: str = "{home}/airflow"
     airflow_url: str = "http://localhost:8080"
     s3_endpoint_url: str | None = None
+    lake_uri: str | None = None
+    airflow_database_url: str | None = None
+    executor: Literal["LocalExecutor", "CeleryExecutor"] = "LocalExecutor"
+    celery_broker_url: str | None = None
+    mlflow_backend_store_uri: str | None = None
+    mlflow_artifacts_destination: str | None = None
+    spark_workers: int = Field(default=0, ge=0, le=16)
+    spark_worker_cores: int = Field(default=1, ge=1)
+    spark_worker_memory: str = Field(default="2g", pattern=r"^[0-9]+[mMgG]$")
     connections: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _ProfileFile:
+        if self.executor == "CeleryExecutor" and not self.celery_broker_url:
+            raise ValueError("executor CeleryExecutor needs celery_broker_url (e.g. redis://...)")
+        if self.executor == "CeleryExecutor" and not self.airflow_database_url:
+            raise ValueError(
+                "executor CeleryExecutor needs airflow_database_url (PostgreSQL): "
+                "SQLite cannot serve several processes"
+            )
+        if self.lake_uri is not None and not self.lake_uri.startswith("s3://"):
+            raise ValueError(f"lake_uri must be s3://bucket[/prefix] (got {self.lake_uri!r})")
+        if bool(self.mlflow_backend_store_uri) != bool(self.mlflow_artifacts_destination):
+            raise ValueError(
+                "mlflow_backend_store_uri and mlflow_artifacts_destination go together "
+                "(they configure the MLflow server `runway services` runs)"
+            )
+        return self
 
 
 class _PlatformFile(_Model):
@@ -849,9 +898,13 @@ def default_config_dir(env: Mapping[str, str] | None = None) -> Path:
     )
 
 
+#: A URI rather than a path: ``s3://…``, ``mlflow-artifacts:/…`` (a scheme of 2+ letters).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
 def _expand(value: str, home: str, root: Path, *, is_path: bool) -> str:
     value = value.replace("{home}", home)
-    if is_path and "://" not in value and not Path(value).is_absolute():
+    if is_path and not _URI.match(value) and not Path(value).is_absolute():
         return str((root / value).resolve())
     if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
         rel = value.removeprefix("sqlite:///")
@@ -891,22 +944,39 @@ def load_settings(
             "RUNWAY_PROFILE, RUNWAY_CONFIG_DIR"
         )
     raw = parsed.profiles[name].model_dump()
+    overridden = []
     for field in ENV_FIELDS:
         override = env.get(f"RUNWAY_{field.upper()}")
         if override:
             raw[field] = override
+            overridden.append(f"RUNWAY_{field.upper()}")
+    if overridden:
+        try:
+            raw = _ProfileFile.model_validate(raw).model_dump()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'profile'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigError(
+                f"{path}: profile {name!r} with {', '.join(overridden)} from the environment "
+                f"is invalid: {problems}"
+            ) from None
     root = config_dir.resolve().parent
     home = _expand(raw["home"], "", root, is_path=True)
     path_fields = {"landing_uri", "lake_dir", "reports_dir", "airflow_home", "mlflow_artifact_uri"}
     resolved: dict[str, Any] = {}
     for field, value in raw.items():
-        if field == "home" or not isinstance(value, str):
+        if field in ("home", "connections") or value is None:
+            continue
+        if not isinstance(value, str):
+            resolved[field] = value
             continue
         resolved[field] = _expand(value, home, root, is_path=field in path_fields)
     if "://" in resolved["lake_dir"]:
         raise ConfigError(
             f"{path}: profiles.{name}.lake_dir must be a local path "
-            f"(got {resolved['lake_dir']!r}); object-store lakes are not supported yet"
+            f"(got {resolved['lake_dir']!r}); set lake_uri: s3://bucket for a lake in S3"
         )
     return PlatformSettings(
         profile=name,

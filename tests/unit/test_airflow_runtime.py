@@ -9,7 +9,12 @@ import stat
 import pendulum
 import pytest
 
-from runway_mlops.airflow_runtime import admin_password, airflow_env, passwords_file
+from runway_mlops.airflow_runtime import (
+    admin_password,
+    airflow_env,
+    component_commands,
+    passwords_file,
+)
 from runway_mlops.airflow_tasks import partition_day
 
 
@@ -116,3 +121,30 @@ def test_a_crashed_scheduler_is_restarted_then_given_up(settings) -> None:
             running.check_alive()
     finally:
         running.stop()
+
+
+def test_celery_profile_runs_its_own_queue(tmp_path) -> None:
+    from runway_mlops.config import load_settings
+    from tests.conftest import CONFIG_DIR
+
+    def settings_at(home):
+        return load_settings(
+            CONFIG_DIR, env={"RUNWAY_PROFILE": "prod", "RUNWAY_HOME": str(tmp_path / home)}
+        )
+
+    prod = settings_at("a")
+    env = airflow_env(prod, base={"PATH": "/usr/bin"})
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == prod.airflow_database_url
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/0"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+{prod.airflow_database_url}"
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == prod.s3_endpoint_url
+    queue = env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
+    worker = component_commands(prod)["celery-worker"]
+    assert worker[worker.index("--queues") + 1] == queue
+    # Two homes on one broker never share a queue.
+    other = airflow_env(settings_at("b"), base={})
+    assert other["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] != queue
+    assert "AIRFLOW__CELERY__BROKER_URL" not in airflow_env(
+        load_settings(CONFIG_DIR, env={"RUNWAY_HOME": str(tmp_path / "c")}), base={}
+    )

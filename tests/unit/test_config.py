@@ -145,6 +145,40 @@ def test_unknown_profile_lists_profiles() -> None:
         load_settings(CONFIG_DIR, env={"RUNWAY_PROFILE": "staging"})
 
 
+def test_prod_profile_is_services_and_buckets() -> None:
+    settings = load_settings(CONFIG_DIR, env={"RUNWAY_PROFILE": "prod"})
+    assert settings.executor == "CeleryExecutor"
+    assert settings.lake_uri == "s3://runway-lake"
+    assert settings.lake_dir == CONFIG_DIR.parent / ".runway-prod" / "lake-staging"
+    assert settings.mlflow_artifact_uri == "mlflow-artifacts:/"  # a URI, not a path
+    assert settings.spark_cluster and settings.spark_workers == 2
+    assert settings.airflow_database_url and settings.airflow_database_url.startswith(
+        "postgresql+psycopg2://"
+    )
+
+
+def test_env_override_is_validated_with_its_profile() -> None:
+    with pytest.raises(ConfigError, match=r"RUNWAY_SPARK_WORKERS.*spark_workers"):
+        load_settings(CONFIG_DIR, env={"RUNWAY_PROFILE": "prod", "RUNWAY_SPARK_WORKERS": "two"})
+    with pytest.raises(ConfigError, match="CeleryExecutor needs airflow_database_url"):
+        load_settings(
+            CONFIG_DIR,
+            env={"RUNWAY_EXECUTOR": "CeleryExecutor", "RUNWAY_CELERY_BROKER_URL": "redis://r"},
+        )
+    with pytest.raises(ConfigError, match="lake_uri must be s3://"):
+        load_settings(CONFIG_DIR, env={"RUNWAY_LAKE_URI": "/data/lake"})
+
+
+def test_celery_profile_without_broker_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "platform.yaml").write_text(
+        "profiles:\n  team:\n    executor: CeleryExecutor\n"
+        "    airflow_database_url: postgresql+psycopg2://h/db\n"
+    )
+    with pytest.raises(ConfigError, match=r"platform.yaml.*needs celery_broker_url"):
+        load_settings(tmp_path / "config", env={"RUNWAY_PROFILE": "team"})
+
+
 def test_unknown_pipeline_lists_known_ones() -> None:
     settings = load_settings(CONFIG_DIR, env={})
     with pytest.raises(ConfigError, match="unknown pipeline 'trains'.*flights"):
