@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.runway-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup java browser demo replay mlflow up test test-unit test-dags test-integration test-e2e lint lock bench clean
+.PHONY: help setup java browser demo replay mlflow up prod test test-unit test-dags test-integration test-e2e lint lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -51,6 +51,9 @@ mlflow: setup  ## MLflow's UI (runs, registered models, aliases) at http://127.0
 
 up: setup  ## Start Airflow (api-server, scheduler, dag-processor, triggerer); Ctrl-C stops it
 	$(BIN)/runway up
+
+prod: setup  ## The prod profile here: MLflow server, Spark master + 2 workers, Airflow on PostgreSQL + Celery, S3 (emulated)
+	RUNWAY_PROFILE=prod $(BIN)/runway up --s3-emulator
 
 test: setup browser  ## Run every test tier (unit, dags, integration, e2e)
 	$(BIN)/pytest $(PYTEST_ARGS)

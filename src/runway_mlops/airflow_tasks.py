@@ -76,11 +76,11 @@ def validate_raw(pipeline_name: str, **context: Any) -> dict[str, Any]:
 
 def feature_event_extra(pipeline_name: str, data_interval_start: Any) -> dict[str, Any]:
     """What the feature Asset event carries: the day, the feature version and the path."""
-    from runway_mlops.lake import Lake
+    from runway_mlops.lake import open_lake
 
     settings, pipeline = _load(pipeline_name)
     ds = partition_day(data_interval_start, pipeline.timezone)
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     manifest = lake.manifest("features", pipeline.name, pipeline.features.entity, ds)
     return {
         "pipeline": pipeline.name,
@@ -305,11 +305,11 @@ def features_ready(pipeline_name: str, **context: Any) -> bool:
     """Sensor ``wait_for_features``: the interval's feature partition is published."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from runway_mlops.lake import Lake
+    from runway_mlops.lake import open_lake
 
     settings, pipeline = _load(pipeline_name)
     ds = partition_day(context["data_interval_start"], pipeline.timezone)
-    if Lake(settings.lake_dir).exists("features", pipeline.name, pipeline.features.entity, ds):
+    if open_lake(settings).exists("features", pipeline.name, pipeline.features.entity, ds):
         return True
     reason = _blocked_reason(settings, pipeline, ds)
     if reason:

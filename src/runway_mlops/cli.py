@@ -151,7 +151,7 @@ def _run_features(settings: Any, pipeline: Any, days: list[Any], run_id: str) ->
         missing_feature_inputs,
         spark_session,
     )
-    from runway_mlops.lake import Lake
+    from runway_mlops.lake import open_lake
 
     entity = pipeline.features.entity
     failed = {
@@ -174,7 +174,7 @@ def _run_features(settings: Any, pipeline: Any, days: list[Any], run_id: str) ->
         f"built features of {pipeline.name} for {len(results)} days "
         f"({buildable[0]}..{buildable[-1]}) in one Spark job: {rows:,} rows, "
         f"version {results[0].feature_version}, {time.perf_counter() - began:.0f} s, "
-        f"under {Lake(settings.lake_dir).dataset_dir('features', pipeline.name, entity)}"
+        f"under {open_lake(settings).dataset_dir('features', pipeline.name, entity)}"
     )
     return failed
 
@@ -454,9 +454,13 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from runway_mlops.airflow_runtime import up
+    from runway_mlops.services import serve
 
-    return up(_settings())
+    if args.s3_emulator:
+        # The emulator accepts any key; real S3 keys come from the caller's environment.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "runway-emulator")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "runway-emulator")
+    return serve(_settings(), s3_emulator=args.s3_emulator)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -592,7 +596,15 @@ def build_parser() -> argparse.ArgumentParser:
     mlflow_p.add_argument("--port", type=int, default=5000)
     mlflow_p.set_defaults(func=cmd_mlflow)
 
-    up = commands.add_parser("up", help="start Airflow on embedded defaults (Ctrl-C stops it)")
+    up = commands.add_parser(
+        "up",
+        help="start the profile: its MLflow server, Spark cluster and Airflow (Ctrl-C stops them)",
+    )
+    up.add_argument(
+        "--s3-emulator",
+        action="store_true",
+        help="run moto's S3 server at the profile's loopback s3_endpoint_url (no MinIO here)",
+    )
     up.set_defaults(func=cmd_up)
 
     airflow = commands.add_parser(

@@ -15,6 +15,15 @@ A partition is written into a private staging folder and then moved into place w
 partition, or the new one — never half of one. The manifest is written inside the
 staging folder, so a partition without a manifest is never visible. Rewriting a day
 replaces it; nothing is appended twice.
+
+**A lake in S3** (``lake_uri: s3://bucket/prefix``): the bucket is the lake and the local
+root is its staging copy, where tasks and Spark work on plain files. A partition is
+published by uploading its files under a fresh ``<publish_id>/`` folder of the
+partition, then its manifest (listing those files) with one PUT, which S3 makes atomic:
+a reader that reads the manifest first sees the old partition or the new one, never a
+mix. Files of older publications are deleted afterwards. Reads (:meth:`Lake.fetch`)
+download a partition into the staging copy when the copy's ``publish_id`` is not the
+bucket's. Existence and listings always ask the bucket.
 """
 
 from __future__ import annotations
@@ -35,15 +44,28 @@ from runway_mlops.errors import MissingPartitionError, SourceDataError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from runway_mlops.config import PlatformSettings
+    from runway_mlops.storage import S3Store
+
 ZONES = ("raw", "validated", "quarantine", "features", "labels", "predictions")
 MANIFEST = "_manifest.json"
 
 
-class Lake:
-    """Partition paths and atomic reads/writes under one local root."""
+def open_lake(settings: PlatformSettings) -> Lake:
+    """The profile's lake: local, or in S3 with ``lake_dir`` as its staging copy."""
+    if settings.lake_uri:
+        from runway_mlops.storage import S3Store
 
-    def __init__(self, root: Path) -> None:
+        return Lake(settings.lake_dir, S3Store(settings.lake_uri, settings.s3_endpoint_url))
+    return Lake(settings.lake_dir)
+
+
+class Lake:
+    """Partition paths and atomic reads/writes under one local root (and maybe a bucket)."""
+
+    def __init__(self, root: Path, remote: S3Store | None = None) -> None:
         self.root = Path(root)
+        self.remote = remote
 
     # ------------------------------------------------------------------ paths
     def dataset_dir(self, zone: str, pipeline: str, dataset: str) -> Path:
@@ -54,6 +76,17 @@ class Lake:
     def partition_dir(self, zone: str, pipeline: str, dataset: str, ds: dt.date) -> Path:
         return self.dataset_dir(zone, pipeline, dataset) / f"ds={ds.isoformat()}"
 
+    def _key(self, zone: str, pipeline: str, dataset: str, ds: dt.date | None = None) -> str:
+        self.dataset_dir(zone, pipeline, dataset)  # validates the zone
+        key = f"{zone}/{pipeline}/{dataset}"
+        return key if ds is None else f"{key}/ds={ds.isoformat()}"
+
+    def location(self, zone: str, pipeline: str, dataset: str, ds: dt.date) -> str:
+        """Where the partition lives: its S3 URI, or its folder on a local lake."""
+        if self.remote is not None:
+            return self.remote.describe(self._key(zone, pipeline, dataset, ds))
+        return str(self.partition_dir(zone, pipeline, dataset, ds))
+
     def work_dir(self, kind: str) -> Path:
         """A private folder of the lake (``staging``, ``trash``, ``locks``) on its file system."""
         path = self.root / f"_{kind}"
@@ -62,9 +95,19 @@ class Lake:
 
     # ------------------------------------------------------------------ state
     def exists(self, zone: str, pipeline: str, dataset: str, ds: dt.date) -> bool:
+        if self.remote is not None:
+            return self._remote_manifest(zone, pipeline, dataset, ds) is not None
         return (self.partition_dir(zone, pipeline, dataset, ds) / MANIFEST).is_file()
 
     def manifest(self, zone: str, pipeline: str, dataset: str, ds: dt.date) -> dict[str, Any]:
+        if self.remote is not None:
+            body = self._remote_manifest(zone, pipeline, dataset, ds)
+            if body is None:
+                raise MissingPartitionError(
+                    f"no {zone} partition of {pipeline}/{dataset} for {ds} (looked in "
+                    f"{self.location(zone, pipeline, dataset, ds)})"
+                )
+            return body
         path = self.partition_dir(zone, pipeline, dataset, ds) / MANIFEST
         try:
             return json.loads(path.read_text())
@@ -75,6 +118,8 @@ class Lake:
 
     def partitions(self, zone: str, pipeline: str, dataset: str) -> list[dt.date]:
         """Published days of a dataset, oldest first."""
+        if self.remote is not None:
+            return self._remote_partitions(zone, pipeline, dataset)
         base = self.dataset_dir(zone, pipeline, dataset)
         if not base.is_dir():
             return []
@@ -101,8 +146,13 @@ class Lake:
             yield staging
             body = {"zone": zone, "pipeline": pipeline, "dataset": dataset, "ds": ds.isoformat()}
             body.update(manifest)
-            _write_json(staging / MANIFEST, body)
-            self._swap_in(staging, target)
+            if self.remote is None:
+                _write_json(staging / MANIFEST, body)
+                self._swap_in(staging, target)
+            else:
+                with self._lock(target):
+                    self._push(staging, zone, pipeline, dataset, ds, body)
+                    self._swap_in(staging, target, locked=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -126,23 +176,135 @@ class Lake:
         """Withdraw a partition (atomically); True if there was one."""
         target = self.partition_dir(zone, pipeline, dataset, ds)
         with self._lock(target):
+            had = False
+            if self.remote is not None:
+                had = self._remote_remove(zone, pipeline, dataset, ds)
             if not target.exists():
-                return False
+                return had
             trash = self.work_dir("trash") / f"{target.name}-{uuid.uuid4().hex}"
             os.rename(target, trash)
         shutil.rmtree(trash, ignore_errors=True)
         return True
 
-    def _swap_in(self, staging: Path, target: Path) -> None:
+    def _swap_in(self, staging: Path, target: Path, *, locked: bool = False) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         trash = None
-        with self._lock(target):
+        with contextlib.nullcontext() if locked else self._lock(target):
             if target.exists():
                 trash = self.work_dir("trash") / f"{target.name}-{uuid.uuid4().hex}"
                 os.rename(target, trash)
             os.rename(staging, target)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
+
+    # ------------------------------------------------------------------ the bucket
+    def _remote_manifest(
+        self, zone: str, pipeline: str, dataset: str, ds: dt.date
+    ) -> dict[str, Any] | None:
+        assert self.remote is not None
+        data = self.remote.read_optional(f"{self._key(zone, pipeline, dataset, ds)}/{MANIFEST}")
+        return None if data is None else json.loads(data)
+
+    def _remote_partitions(self, zone: str, pipeline: str, dataset: str) -> list[dt.date]:
+        assert self.remote is not None
+        base = self._key(zone, pipeline, dataset)
+        days = []
+        for obj in self.remote.list(base):
+            rest = obj.key.removeprefix(f"{base}/").split("/")
+            if len(rest) == 2 and rest[1] == MANIFEST and rest[0].startswith("ds="):
+                with contextlib.suppress(ValueError):
+                    days.append(dt.date.fromisoformat(rest[0][3:]))
+        return sorted(days)
+
+    def _push(
+        self,
+        staging: Path,
+        zone: str,
+        pipeline: str,
+        dataset: str,
+        ds: dt.date,
+        body: dict[str, Any],
+    ) -> None:
+        """Upload a staged partition: its files, then the manifest that makes them visible."""
+        assert self.remote is not None
+        key = self._key(zone, pipeline, dataset, ds)
+        publish_id = uuid.uuid4().hex
+        files = sorted(
+            str(p.relative_to(staging)).replace(os.sep, "/")
+            for p in staging.rglob("*")
+            if p.is_file() and p.name != MANIFEST
+        )
+        for name in files:
+            self.remote.write_file(f"{key}/{publish_id}/{name}", staging / name)
+        body = {**body, "publish_id": publish_id, "files": files}
+        _write_json(staging / MANIFEST, body)
+        self.remote.write(f"{key}/{MANIFEST}", (staging / MANIFEST).read_bytes())
+        self._remote_clean(key, keep=publish_id)
+
+    def _remote_clean(self, key: str, keep: str | None) -> None:
+        """Delete the data files of a partition that are not of publication ``keep``."""
+        assert self.remote is not None
+        stale = [
+            o.key
+            for o in self.remote.list(key)
+            if o.key != f"{key}/{MANIFEST}"
+            and (keep is None or not o.key.startswith(f"{key}/{keep}/"))
+        ]
+        self.remote.delete(stale)
+
+    def _remote_remove(self, zone: str, pipeline: str, dataset: str, ds: dt.date) -> bool:
+        assert self.remote is not None
+        key = self._key(zone, pipeline, dataset, ds)
+        had = self._remote_manifest(zone, pipeline, dataset, ds) is not None
+        self.remote.delete([f"{key}/{MANIFEST}"])  # invisible first, then the files
+        self._remote_clean(key, keep=None)
+        return had
+
+    def fetch(self, zone: str, pipeline: str, dataset: str, ds: dt.date) -> Path:
+        """The partition's local folder, downloaded from the bucket first if it is stale.
+
+        On a local lake this is :meth:`partition_dir`. Raises ``MissingPartitionError``
+        when the partition is not published.
+        """
+        target = self.partition_dir(zone, pipeline, dataset, ds)
+        if self.remote is None:
+            return target
+        for attempt in range(3):
+            body = self.manifest(zone, pipeline, dataset, ds)
+            local = target / MANIFEST
+            if local.is_file() and json.loads(local.read_text()).get("publish_id") == body.get(
+                "publish_id"
+            ):
+                return target
+            try:
+                self._download(body, zone, pipeline, dataset, ds)
+                return target
+            except MissingPartitionError:
+                if attempt == 2:
+                    raise
+        return target
+
+    def _download(
+        self, body: dict[str, Any], zone: str, pipeline: str, dataset: str, ds: dt.date
+    ) -> None:
+        assert self.remote is not None
+        key = self._key(zone, pipeline, dataset, ds)
+        target = self.partition_dir(zone, pipeline, dataset, ds)
+        staging = self.work_dir("staging") / f"fetch-{zone}-{dataset}-{ds}-{uuid.uuid4().hex}"
+        staging.mkdir(parents=True)
+        try:
+            for name in body.get("files", []):
+                path = staging / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.remote.download(f"{key}/{body['publish_id']}/{name}", path):
+                    # Replaced while we read it: the caller reads the new manifest again.
+                    raise MissingPartitionError(
+                        f"{self.location(zone, pipeline, dataset, ds)} changed while reading"
+                    )
+            _write_json(staging / MANIFEST, body)
+            self._swap_in(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     @contextlib.contextmanager
     def _lock(self, target: Path) -> Iterator[None]:
@@ -161,7 +323,7 @@ class Lake:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        folder = self.partition_dir(zone, pipeline, dataset, ds)
+        folder = self.fetch(zone, pipeline, dataset, ds)
         if not (folder / MANIFEST).is_file():
             raise MissingPartitionError(
                 f"no {zone} partition of {pipeline}/{dataset} for {ds} (looked in {folder})"

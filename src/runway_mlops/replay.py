@@ -42,7 +42,7 @@ from runway_mlops.errors import (
     PromotionRefusedError,
     RunwayError,
 )
-from runway_mlops.lake import Lake
+from runway_mlops.lake import open_lake
 
 if TYPE_CHECKING:
     from runway_mlops.config import PipelineConfig, PlatformSettings
@@ -77,7 +77,7 @@ def prepare_data(
     from runway_mlops.stages.ingest import ingest
     from runway_mlops.stages.validate import validate
 
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     entity = pipeline.features.entity
     version = feature_version(pipeline)
     days = _days(first, last)
@@ -160,7 +160,7 @@ def reset_model_state(settings: PlatformSettings, pipeline: PipelineConfig) -> N
     artifacts = Path(settings.mlflow_artifact_uri)
     if artifacts.resolve().is_relative_to(settings.home.resolve()):
         shutil.rmtree(artifacts, ignore_errors=True)
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     for role in ("champion", "shadow"):
         shutil.rmtree(lake.dataset_dir("predictions", pipeline.name, role), ignore_errors=True)
     shutil.rmtree(settings.reports_dir / "monitoring" / pipeline.name, ignore_errors=True)
@@ -269,7 +269,7 @@ def left_alone(
     from runway_mlops.training.metrics import binary_metrics
 
     assert pipeline.monitoring is not None and pipeline.label is not None
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     entity = pipeline.features.entity
     key = pipeline.datasets[entity].key
     label = pipeline.label.name
@@ -358,7 +358,7 @@ def run_loop(
     from runway_mlops.stages import monitor, score
 
     assert pipeline.monitoring is not None
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     entity = pipeline.features.entity
     delay = pipeline.monitoring.outcome_delay_days
     began = time.perf_counter()

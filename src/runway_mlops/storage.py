@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -153,6 +154,53 @@ class S3Store:
             Key=self._key(key),
             Body=data,
         )
+
+    def read_optional(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is no such object."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise SourceUnavailableError(
+                f"S3 read of {self.describe(key)} failed ({code}): {exc}"
+            ) from None
+        except BotoCoreError as exc:  # endpoint down, timeouts
+            raise SourceUnavailableError(
+                f"S3 read of {self.describe(key)} failed, cannot reach "
+                f"{self.endpoint_url or 'AWS'}: {exc}"
+            ) from None
+        return bytes(body["Body"].read())
+
+    def write_file(self, key: str, path: Path) -> None:
+        self._call(
+            f"upload of {path} to {self.describe(key)}",
+            self.client.upload_file,
+            Filename=str(path),
+            Bucket=self.bucket,
+            Key=self._key(key),
+        )
+
+    def download(self, key: str, path: Path) -> bool:
+        """Download one object to ``path``; False when there is no such object."""
+        data = self.read_optional(key)
+        if data is None:
+            return False
+        path.write_bytes(data)
+        return True
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self._call(
+                f"delete in {self.uri}",
+                self.client.delete_objects,
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self._key(k)} for k in chunk], "Quiet": True},
+            )
 
 
 def open_store(uri: str, endpoint_url: str | None = None) -> ObjectStore:

@@ -44,7 +44,7 @@ from runway_mlops.errors import (
     MissingPartitionError,
     RunwayError,
 )
-from runway_mlops.lake import Lake
+from runway_mlops.lake import Lake, open_lake
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -108,7 +108,7 @@ def _read_days(
     from pyspark.sql import functions as F
 
     base = lake.dataset_dir("validated", pipeline, dataset)
-    paths = [str(lake.partition_dir("validated", pipeline, dataset, d)) for d in days]
+    paths = [str(lake.fetch("validated", pipeline, dataset, d)) for d in days]
     frame = spark.read.option("basePath", str(base)).parquet(*paths)
     return frame.withColumn("_ds", F.to_date(F.col("ds").cast("string"))).drop("ds")
 
@@ -148,7 +148,7 @@ def missing_feature_inputs(
     of every looked-up reference dataset on or before it. Missing history days are not a
     problem: they only shorten the trailing windows (and the manifest says so).
     """
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     days = sorted(set(days))
     problems: dict[dt.date, list[str]] = {}
     for ds in days:
@@ -230,7 +230,7 @@ def _snapshot_groups(
 
     def digest(dataset: str, snapshot: dt.date) -> str:
         if (dataset, snapshot) not in digests:
-            folder = lake.partition_dir("validated", pipeline.name, dataset, snapshot)
+            folder = lake.fetch("validated", pipeline.name, dataset, snapshot)
             files = [
                 hashlib.sha256(part.read_bytes()).hexdigest()
                 for part in sorted(folder.glob("*.parquet"))
@@ -343,7 +343,7 @@ def build_feature_range(
     problems = missing_feature_inputs(settings, pipeline, days)
     if problems:
         raise MissingPartitionError(_missing_message(pipeline.name, days, problems))
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     features = pipeline.features
     entity_name = features.entity
     key = pipeline.datasets[entity_name].key

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from runway_mlops import catalog
 from runway_mlops.errors import ConfigError, RunwayError
-from runway_mlops.lake import Lake
+from runway_mlops.lake import open_lake
 from runway_mlops.training import registry
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def champion_on(url: str, pipeline: str, ds: dt.date) -> ChampionPeriod | None:
 
 def last_scored_day(settings: PlatformSettings, pipeline: PipelineConfig) -> dt.date | None:
     """The newest day with a published champion predictions partition."""
-    days = Lake(settings.lake_dir).partitions("predictions", pipeline.name, "champion")
+    days = open_lake(settings).partitions("predictions", pipeline.name, "champion")
     return days[-1] if days else None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from runway_mlops import catalog
 from runway_mlops.config import PipelineConfig, PlatformSettings
 from runway_mlops.errors import RunwayError, SourceDataError, SourceUnavailableError
-from runway_mlops.lake import Lake
+from runway_mlops.lake import open_lake
 from runway_mlops.schema import cast_to_schema
 from runway_mlops.sources import CorruptDeliveryError, open_source
 
@@ -48,7 +48,7 @@ def _quarantine_delivery(
     error: CorruptDeliveryError,
     run_id: str | None,
 ) -> None:
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     reason = str(error)
     manifest: dict[str, Any] = {"scope": "delivery", "reason": reason, "run_id": run_id}
     folder_name = delivery_folder(dataset)
@@ -83,7 +83,7 @@ def ingest(
 ) -> IngestResult:
     """Copy day ``ds`` of every dataset into ``raw``; raise if any dataset failed."""
     source = open_source(settings, pipeline)
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     result = IngestResult(ds=ds)
     problems: list[RunwayError] = []
     for dataset, config in pipeline.datasets.items():

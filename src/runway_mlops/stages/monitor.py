@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from runway_mlops import catalog
 from runway_mlops.errors import ConfigError, MissingPartitionError
 from runway_mlops.inference import models
-from runway_mlops.lake import Lake
+from runway_mlops.lake import Lake, open_lake
 from runway_mlops.monitoring import policies, psi
 from runway_mlops.monitoring import store as mstore
 from runway_mlops.training import registry
@@ -76,7 +76,7 @@ def outcome_horizon(pipeline: PipelineConfig, ds: dt.date) -> dt.datetime:
 
 def missing_inputs(settings: PlatformSettings, pipeline: PipelineConfig, ds: dt.date) -> list[str]:
     """What the monitoring of ``ds`` still waits for (empty when it can run)."""
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     wanted = [
         ("predictions", "champion", "champion predictions"),
         ("predictions", "shadow", "shadow predictions"),
@@ -163,7 +163,7 @@ def compute_monitoring(
 
     monitoring = _monitoring(pipeline)
     assert pipeline.label is not None
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     entity = pipeline.features.entity
     key = pipeline.datasets[entity].key
     label = pipeline.label.name

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from runway_mlops.errors import ConfigError, RunwayError
 from runway_mlops.inference import models, store
-from runway_mlops.lake import Lake
+from runway_mlops.lake import open_lake
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,7 +104,7 @@ def read_features(
     settings: PlatformSettings, pipeline: PipelineConfig, ds: dt.date
 ) -> tuple[pd.DataFrame, str | None]:
     """The day's feature partition and its feature version (MissingPartitionError if none)."""
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     entity = pipeline.features.entity
     manifest = lake.manifest("features", pipeline.name, entity, ds)
     frame = lake.read_frame("features", pipeline.name, entity, ds)
@@ -217,7 +217,7 @@ def _publish(
     manifest: dict[str, Any],
 ) -> str:
     """Write the day's Parquet partition, then its table rows (each replaced whole)."""
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     path = lake.write_frame("predictions", pipeline.name, role, ds, frame, manifest)
     if _inference(pipeline).write_table:
         store.replace_day(
@@ -261,7 +261,7 @@ def champion_version_of(
     settings: PlatformSettings, pipeline: PipelineConfig, ds: dt.date
 ) -> str | None:
     """The version that scored ``ds`` as champion (from its predictions partition)."""
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     if not lake.exists("predictions", pipeline.name, "champion", ds):
         return None
     used = lake.manifest("predictions", pipeline.name, "champion", ds).get("models") or []
@@ -352,4 +352,4 @@ def read_predictions(
     settings: PlatformSettings, pipeline: PipelineConfig, ds: dt.date, role: str
 ) -> pd.DataFrame:
     """A day's stored predictions of one role from the lake (MissingPartitionError if none)."""
-    return Lake(settings.lake_dir).read_frame("predictions", pipeline.name, role, ds)
+    return open_lake(settings).read_frame("predictions", pipeline.name, role, ds)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from runway_mlops import catalog
 from runway_mlops.config import DatasetConfig, PipelineConfig, PlatformSettings
 from runway_mlops.errors import DataValidationError, MissingPartitionError
-from runway_mlops.lake import Lake
+from runway_mlops.lake import Lake, open_lake
 from runway_mlops.validation.results import ValidationOutcome
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def validate(
     from runway_mlops.validation.judge import judge_dataset
     from runway_mlops.validation.report import write_report
 
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     frames = read_raw(lake, pipeline, ds)
     # A run time derived from the day keeps the Data Docs paths stable across reruns.
     session = GXSession(
@@ -194,7 +194,7 @@ def _store(
         body = {**result.as_dict(), "great_expectations": judgement.gx_results}
         manifest = {"scope": "partition", "rows": result.rows, "reasons": list(reasons), **details}
         with lake.publish("quarantine", pipeline.name, name, ds, manifest) as folder:
-            raw = lake.partition_dir("raw", pipeline.name, name, ds)
+            raw = lake.fetch("raw", pipeline.name, name, ds)
             for part in sorted(raw.glob("*.parquet")):
                 shutil.copyfile(part, folder / part.name)
             (folder / "validation.json").write_text(

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from runway_mlops import catalog
 from runway_mlops.errors import ConfigError, MissingPartitionError
-from runway_mlops.lake import Lake
+from runway_mlops.lake import Lake, open_lake
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,12 +156,11 @@ def build_training_set(
 ) -> TrainingSet:
     """Assemble and write the training set of ``window``; refuse or skip unusable days."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
     if pipeline.training is None or pipeline.label is None:
         raise ConfigError(f"pipeline {pipeline.name!r} has no 'training' and 'label' blocks")
     policy = missing_partitions or pipeline.training.missing_partitions
-    lake = Lake(settings.lake_dir)
+    lake = open_lake(settings)
     entity = pipeline.features.entity
     key = pipeline.datasets[entity].key
     label = pipeline.label.name
@@ -182,8 +181,8 @@ def build_training_set(
             {
                 "ds": day.isoformat(),
                 "split": window.split_of(day),
-                "features": str(lake.partition_dir("features", pipeline.name, entity, day)),
-                "labels": str(lake.partition_dir("labels", pipeline.name, entity, day)),
+                "features": lake.location("features", pipeline.name, entity, day),
+                "labels": lake.location("labels", pipeline.name, entity, day),
                 "feature_version": lake.manifest("features", pipeline.name, entity, day).get(
                     "feature_version"
                 ),
@@ -219,8 +218,9 @@ def build_training_set(
     frames: dict[str, list[pd.DataFrame]] = {s: [] for s in SPLITS}
     dropped_unknown = 0
     for item in used:
-        features = pq.read_table(item["features"]).to_pandas()
-        labels = pq.read_table(item["labels"]).to_pandas()
+        day = dt.date.fromisoformat(item["ds"])
+        features = lake.read_frame("features", pipeline.name, entity, day)
+        labels = lake.read_frame("labels", pipeline.name, entity, day)
         known = pd.to_datetime(labels["outcome_known_at"], utc=True) < horizon
         dropped_unknown += int((~known).sum())
         labels = labels.loc[known, [*key, label]]

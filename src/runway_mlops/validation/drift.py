@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from runway_mlops.config import DatasetConfig, DriftConfig
+from runway_mlops.errors import MissingPartitionError
 from runway_mlops.validation.gx import expectations
 from runway_mlops.validation.suite import PlannedCheck, num
 
@@ -61,13 +62,13 @@ def load_window(
     parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
     used = []
     for day in days:
-        folder = lake.partition_dir("validated", pipeline, dataset, day)
-        files = sorted(folder.glob("*.parquet"))
         try:
+            folder = lake.fetch("validated", pipeline, dataset, day)
+            files = sorted(folder.glob("*.parquet"))
             if not files:
                 raise FileNotFoundError(folder)
             table = pq.read_table(files, columns=columns)
-        except FileNotFoundError:
+        except (FileNotFoundError, MissingPartitionError):
             continue  # withdrawn or replaced while we read it: not part of the window
         used.append(day)
         for column in columns:

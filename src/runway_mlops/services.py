@@ -1,0 +1,369 @@
+"""Start what a profile needs besides Airflow: an MLflow server, a Spark standalone cluster.
+
+``runway up`` brings a profile up on this machine (``make up`` the embedded one,
+``make prod`` the ``prod`` profile): it checks the
+services it expects to be running (PostgreSQL, Redis, S3), creates the databases and
+buckets named in the profile when they are missing, starts the MLflow tracking server
+(``mlflow_backend_store_uri`` set: PostgreSQL backend, artifacts proxied to S3) and a
+Spark standalone master with ``spark_workers`` workers (``spark://`` master), then
+Airflow with the profile's executor (Celery workers included). Everything it started is
+stopped when it exits; nothing it did not start is touched.
+
+On the embedded ``local`` profile none of the extra services apply: it is Airflow alone.
+``--s3-emulator`` runs moto's S3 server at a loopback ``s3_endpoint_url`` where MinIO
+would be in a deployment (``make prod`` uses it; this machine has no MinIO).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from runway_mlops import airflow_runtime
+from runway_mlops.airflow_runtime import AirflowProcesses
+from runway_mlops.config import PlatformSettings
+from runway_mlops.errors import RunwayError
+
+
+class ServiceError(RunwayError):
+    kind = "services"
+
+
+# --------------------------------------------------------------------- what must exist
+
+
+def _postgres_urls(settings: PlatformSettings) -> list[str]:
+    urls = [
+        settings.database_url,
+        settings.airflow_database_url,
+        settings.mlflow_backend_store_uri,
+    ]
+    return [u for u in urls if u and u.startswith("postgresql")]
+
+
+def ensure_databases(settings: PlatformSettings) -> list[str]:
+    """Create the profile's PostgreSQL databases that do not exist; return their names."""
+    import psycopg2
+    from psycopg2 import sql
+
+    created = []
+    for url in _postgres_urls(settings):
+        parts = urlsplit(url.replace("postgresql+psycopg2://", "postgresql://"))
+        name = parts.path.lstrip("/")
+        admin = parts._replace(path="/postgres").geturl()
+        try:
+            conn = psycopg2.connect(admin, connect_timeout=5)
+        except psycopg2.OperationalError as exc:
+            where = f"{parts.hostname}:{parts.port or 5432}"
+            raise ServiceError(
+                f"PostgreSQL at {where} is not reachable for database {name!r} "
+                f"({str(exc).strip()}); start it, or set the profile's URL"
+            ) from None
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cursor.fetchone() is None:
+                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                    created.append(name)
+        finally:
+            conn.close()
+    return created
+
+
+def _buckets(settings: PlatformSettings) -> list[str]:
+    uris = [settings.landing_uri, settings.lake_uri, settings.mlflow_artifacts_destination]
+    names = [u.removeprefix("s3://").split("/", 1)[0] for u in uris if u and u.startswith("s3://")]
+    return sorted(set(names))
+
+
+def ensure_buckets(settings: PlatformSettings) -> list[str]:
+    """Create the profile's S3 buckets that do not exist; return their names."""
+    names = _buckets(settings)
+    if not names:
+        return []
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
+        raise ServiceError(
+            f"profile {settings.profile!r} keeps data in S3 ({', '.join(names)}): set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
+        )
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+    created = []
+    try:
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        for name in names:
+            if name not in existing:
+                client.create_bucket(Bucket=name)
+                created.append(name)
+    except (BotoCoreError, ClientError) as exc:
+        where = settings.s3_endpoint_url or "AWS"
+        raise ServiceError(f"S3 at {where} is not usable: {exc}") from None
+    return created
+
+
+def check_broker(settings: PlatformSettings) -> None:
+    if settings.executor != "CeleryExecutor" or not settings.celery_broker_url:
+        return
+    parts = urlsplit(settings.celery_broker_url)
+    if not listening(parts.hostname or "127.0.0.1", parts.port or 6379):
+        raise ServiceError(
+            f"the Celery broker {parts.hostname}:{parts.port or 6379} does not answer "
+            "(CeleryExecutor needs Redis running)"
+        )
+
+
+def listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+# --------------------------------------------------------------------- what we start
+
+
+def _wait_port(procs: AirflowProcesses, name: str, host: str, port: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not listening(host, port):
+        procs.check_alive()
+        if time.monotonic() > deadline:
+            raise ServiceError(
+                f"{name} did not listen on {host}:{port} within {seconds:.0f}s "
+                f"(log: {procs.logs.get(name)})"
+            )
+        time.sleep(0.5)
+
+
+def mlflow_server_command(settings: PlatformSettings) -> list[str]:
+    parts = urlsplit(settings.mlflow_tracking_uri)
+    binary = str(Path(airflow_runtime.airflow_bin()).with_name("mlflow"))
+    assert settings.mlflow_backend_store_uri and settings.mlflow_artifacts_destination
+    return [
+        binary,
+        "server",
+        "--backend-store-uri",
+        settings.mlflow_backend_store_uri,
+        "--artifacts-destination",
+        settings.mlflow_artifacts_destination,
+        "--serve-artifacts",
+        "--host",
+        parts.hostname or "127.0.0.1",
+        "--port",
+        str(parts.port or 5000),
+        "--workers",
+        "1",
+    ]
+
+
+def spark_commands(settings: PlatformSettings) -> dict[str, list[str]]:
+    """``spark-class`` command lines of the master and each worker (no web UI ports fixed)."""
+    import pyspark
+
+    spark_class = str(Path(pyspark.__file__).parent / "bin" / "spark-class")
+    parts = urlsplit(settings.spark_master)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 7077
+    commands = {
+        "spark-master": [
+            spark_class,
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--webui-port",
+            "0",
+        ]
+    }
+    for n in range(1, settings.spark_workers + 1):
+        commands[f"spark-worker-{n}"] = [
+            spark_class,
+            "org.apache.spark.deploy.worker.Worker",
+            "--cores",
+            str(settings.spark_worker_cores),
+            "--memory",
+            settings.spark_worker_memory,
+            "--webui-port",
+            "0",
+            "--work-dir",
+            str(settings.home / "spark-work" / f"worker-{n}"),
+            settings.spark_master,
+        ]
+    return commands
+
+
+def s3_emulator_command(settings: PlatformSettings) -> list[str]:
+    """moto's S3 server at the profile's (loopback) endpoint: a stand-in for MinIO."""
+    import sys
+
+    parts = urlsplit(settings.s3_endpoint_url or "")
+    if parts.hostname not in ("127.0.0.1", "localhost") or not parts.port:
+        raise ServiceError(
+            f"--s3-emulator runs S3 on this machine only: s3_endpoint_url must be "
+            f"http://127.0.0.1:PORT (got {settings.s3_endpoint_url!r})"
+        )
+    return [sys.executable, "-m", "moto.server", "-H", parts.hostname, "-p", str(parts.port)]
+
+
+def start_services(
+    settings: PlatformSettings, env: dict[str, str], *, s3_emulator: bool = False
+) -> AirflowProcesses:
+    """Start the MLflow server and the Spark cluster the profile asks for.
+
+    With ``s3_emulator``, moto's S3 server is started at the profile's loopback
+    ``s3_endpoint_url`` first, unless something already answers there.
+    """
+    procs = AirflowProcesses(settings=settings, env=env)
+    try:
+        if s3_emulator:
+            command = s3_emulator_command(settings)
+            host, port = command[-3], int(command[-1])
+            if not listening(host, port):
+                procs.spawn("s3-emulator", command)
+                _wait_port(procs, "s3-emulator", host, port, 60)
+        ensure_buckets(settings)
+        if settings.mlflow_backend_store_uri:
+            parts = urlsplit(settings.mlflow_tracking_uri)
+            host, port = parts.hostname or "127.0.0.1", parts.port or 5000
+            if listening(host, port):
+                raise ServiceError(
+                    f"something already listens on {host}:{port}, where this profile's MLflow "
+                    "server should run: stop it or change mlflow_tracking_uri"
+                )
+            procs.spawn("mlflow-server", mlflow_server_command(settings))
+            _wait_port(procs, "mlflow-server", host, port, 120)
+        if settings.spark_cluster:
+            parts = urlsplit(settings.spark_master)
+            host, port = parts.hostname or "127.0.0.1", parts.port or 7077
+            if listening(host, port):
+                raise ServiceError(
+                    f"something already listens on {host}:{port}, where this profile's Spark "
+                    "master should run: stop it or change spark_master"
+                )
+            commands = spark_commands(settings)
+            procs.spawn("spark-master", commands.pop("spark-master"))
+            _wait_port(procs, "spark-master", host, port, 120)
+            for name, command in commands.items():
+                Path(command[command.index("--work-dir") + 1]).mkdir(parents=True, exist_ok=True)
+                procs.spawn(name, command)
+            _wait_workers(procs, settings)
+    except BaseException:
+        procs.stop()
+        raise
+    return procs
+
+
+def _wait_workers(
+    procs: AirflowProcesses, settings: PlatformSettings, seconds: float = 120
+) -> None:
+    """Wait until every worker has registered with the master (its log says so)."""
+    deadline = time.monotonic() + seconds
+    names = [n for n in procs.logs if n.startswith("spark-worker-")]
+    while True:
+        procs.check_alive()
+        pending = [
+            n
+            for n in names
+            if "Successfully registered with master"
+            not in procs.logs[n].read_text(errors="replace")
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise ServiceError(
+                f"Spark workers {', '.join(pending)} did not register with "
+                f"{settings.spark_master} within {seconds:.0f}s (logs: {procs.logs[pending[0]]})"
+            )
+        time.sleep(0.5)
+
+
+@dataclass
+class Platform:
+    """What ``running_platform`` started: Airflow's components and the services."""
+
+    airflow: AirflowProcesses
+    services: AirflowProcesses
+
+    def process_groups(self) -> dict[str, int]:
+        """Name -> process group id of everything started (each runs in its own group)."""
+        procs = {**self.services.processes, **self.airflow.processes}
+        return {name: proc.pid for name, proc in procs.items()}
+
+    def check_alive(self) -> None:
+        self.services.check_alive()
+        self.airflow.check_alive()
+
+
+@contextlib.contextmanager
+def running_platform(
+    settings: PlatformSettings, *, s3_emulator: bool = False
+) -> Iterator[Platform]:
+    """The profile's services and Airflow for the duration of a ``with`` block.
+
+    The services are stopped after Airflow on the way out.
+    """
+    check_broker(settings)
+    ensure_databases(settings)
+    env = airflow_runtime.airflow_env(settings)
+    services = start_services(settings, env, s3_emulator=s3_emulator)
+    try:
+        with airflow_runtime.running_airflow(settings) as airflow:
+            yield Platform(airflow=airflow, services=services)
+    finally:
+        services.stop()
+
+
+def serve(settings: PlatformSettings, *, s3_emulator: bool = False) -> int:
+    """``runway up``: start the profile's services and Airflow; Ctrl-C stops them."""
+    extra = []
+    if s3_emulator:
+        extra.append("S3 emulator")
+    if settings.mlflow_backend_store_uri:
+        extra.append("MLflow server")
+    if settings.spark_cluster:
+        extra.append(f"Spark master + {settings.spark_workers} workers")
+    print(
+        f"Starting profile {settings.profile!r}: "
+        + ", ".join([*extra, f"Airflow ({settings.executor})"])
+        + f" in {settings.home} ...",
+        flush=True,
+    )
+    try:
+        with running_platform(settings, s3_emulator=s3_emulator) as platform:
+            print(describe(settings, platform.airflow), flush=True)
+            while True:
+                platform.check_alive()
+                time.sleep(2)
+    except KeyboardInterrupt:
+        print("\nStopping ...")
+        return 0
+
+
+def describe(settings: PlatformSettings, airflow: AirflowProcesses) -> str:
+    lines = [
+        f"\nProfile {settings.profile!r} is up:",
+        f"  Airflow:  {airflow.url}  ({settings.executor}; login {airflow_runtime.ADMIN_USER} / "
+        f"{airflow_runtime.admin_password(settings)}, kept in "
+        f"{airflow_runtime.passwords_file(settings)})",
+        f"  MLflow:   {settings.mlflow_tracking_uri}",
+        f"  Spark:    {settings.spark_master}"
+        + (f" ({settings.spark_workers} workers)" if settings.spark_cluster else ""),
+        f"  lake:     {settings.lake_uri or settings.lake_dir}",
+        f"  landing:  {settings.landing_uri}",
+        f"  validation reports: {airflow.url}/runway/reports/ (also under Browse in the UI)",
+        f"  model monitoring:   {airflow.url}/runway/monitoring/ (Browse → Model monitoring)",
+        f"  logs:     {settings.airflow_home / 'logs'}",
+        "Press Ctrl-C to stop everything started here.",
+    ]
+    return "\n".join(lines)
