@@ -159,8 +159,17 @@ def register(
             pass  # created concurrently
     existing = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
     if not existing:
+        # A logged model's URI (models:/m-…) names its id; a tracking server wants it too.
+        model_id = (
+            model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        )
         mv = client.create_model_version(
-            model_name, model_uri, run_id=run_id, tags=tags, description=description
+            model_name,
+            model_uri,
+            run_id=run_id,
+            tags=tags,
+            description=description,
+            model_id=model_id,
         )
         return str(mv.version)
     version = str(max(int(v.version) for v in existing))
