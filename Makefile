@@ -80,8 +80,10 @@ lock:  ## Re-resolve requirements/*.txt from pyproject.toml (needs uv)
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q --no-header --annotation-style line -o requirements/runtime.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements/runtime.txt --python-version 3.11 -q --no-header --annotation-style line -o requirements/dev.txt
 
-bench: setup  ## Measure the feature backfill (writes bench/results/)
+bench: setup  ## Measure the feature backfill and Spark vs a cluster vs DuckDB at scale (writes bench/results/)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/bench.txt
 	$(BIN)/python bench/feature_backfill.py
+	$(BIN)/python bench/scale.py
 
 clean:  ## Remove local state (.runway) but keep the virtualenv
 	rm -rf .runway
