@@ -21,7 +21,8 @@ root is its staging copy, where tasks and Spark work on plain files. A partition
 published by uploading its files under a fresh ``<publish_id>/`` folder of the
 partition, then its manifest (listing those files) with one PUT, which S3 makes atomic:
 a reader that reads the manifest first sees the old partition or the new one, never a
-mix. Files of older publications are deleted afterwards. Reads (:meth:`Lake.fetch`)
+mix. The files of the publication it replaced are deleted afterwards (only those: another
+writer's upload in flight is never touched). Reads (:meth:`Lake.fetch`)
 download a partition into the staging copy when the copy's ``publish_id`` is not the
 bucket's. Existence and listings always ask the bucket.
 """
@@ -234,21 +235,30 @@ class Lake:
             for p in staging.rglob("*")
             if p.is_file() and p.name != MANIFEST
         )
-        for name in files:
-            self.remote.write_file(f"{key}/{publish_id}/{name}", staging / name)
+        try:
+            for name in files:
+                self.remote.write_file(f"{key}/{publish_id}/{name}", staging / name)
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort: never visible anyway
+                self._remote_clean(key, only=publish_id)
+            raise
+        previous = self._remote_manifest(zone, pipeline, dataset, ds)
         body = {**body, "publish_id": publish_id, "files": files}
         _write_json(staging / MANIFEST, body)
         self.remote.write(f"{key}/{MANIFEST}", (staging / MANIFEST).read_bytes())
-        self._remote_clean(key, keep=publish_id)
+        # Delete only the publication this one replaced: files another writer may be
+        # uploading at this moment (under its own publish id) are never touched.
+        if previous and previous.get("publish_id"):
+            self._remote_clean(key, only=str(previous["publish_id"]))
 
-    def _remote_clean(self, key: str, keep: str | None) -> None:
-        """Delete the data files of a partition that are not of publication ``keep``."""
+    def _remote_clean(self, key: str, only: str | None = None) -> None:
+        """Delete the data files of a partition: all of them, or one publication's."""
         assert self.remote is not None
+        prefix = f"{key}/{only}/" if only else f"{key}/"
         stale = [
             o.key
             for o in self.remote.list(key)
-            if o.key != f"{key}/{MANIFEST}"
-            and (keep is None or not o.key.startswith(f"{key}/{keep}/"))
+            if o.key != f"{key}/{MANIFEST}" and o.key.startswith(prefix)
         ]
         self.remote.delete(stale)
 
@@ -257,7 +267,7 @@ class Lake:
         key = self._key(zone, pipeline, dataset, ds)
         had = self._remote_manifest(zone, pipeline, dataset, ds) is not None
         self.remote.delete([f"{key}/{MANIFEST}"])  # invisible first, then the files
-        self._remote_clean(key, keep=None)
+        self._remote_clean(key)
         return had
 
     def fetch(self, zone: str, pipeline: str, dataset: str, ds: dt.date) -> Path:

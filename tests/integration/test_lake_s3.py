@@ -121,3 +121,47 @@ def test_unreachable_bucket_is_a_clear_error(tmp_path) -> None:
     lake = _lake(tmp_path, "s3://nowhere/lake", "http://127.0.0.1:9")
     with pytest.raises(SourceUnavailableError, match="cannot reach http://127.0.0.1:9"):
         lake.exists("raw", "p", "d", DAY)
+
+
+def test_republishing_never_deletes_another_writers_upload(
+    tmp_path, s3_endpoint, s3_bucket, bucket_uri
+):
+    """Two machines publish the same day: the one that loses never breaks the winner."""
+    here = _lake(tmp_path / "a", bucket_uri, s3_endpoint)
+    here.write_frame("raw", "p", "d", DAY, pd.DataFrame({"x": [1]}))
+    # Another writer has uploaded its files and not yet written its manifest.
+    in_flight = f"lake/raw/p/d/ds={DAY}/0123456789abcdef/part-0.parquet"
+    boto3.client("s3", endpoint_url=s3_endpoint).put_object(
+        Bucket=s3_bucket, Key=in_flight, Body=b"its data"
+    )
+    here.write_frame("raw", "p", "d", DAY, pd.DataFrame({"x": [2]}))
+    keys = _keys(s3_endpoint, s3_bucket)
+    assert in_flight in keys
+    current = here.manifest("raw", "p", "d", DAY)["publish_id"]
+    assert sorted(k for k in keys if "/ds=" in k and k != in_flight) == sorted(
+        [f"lake/raw/p/d/ds={DAY}/{MANIFEST}", f"lake/raw/p/d/ds={DAY}/{current}/part-0.parquet"]
+    )
+
+
+def test_a_failed_upload_removes_its_own_files(
+    tmp_path, s3_endpoint, s3_bucket, bucket_uri, monkeypatch
+):
+    lake = _lake(tmp_path / "a", bucket_uri, s3_endpoint)
+    lake.write_frame("raw", "p", "d", DAY, pd.DataFrame({"x": [1]}))
+    before = _keys(s3_endpoint, s3_bucket)
+    real_write = S3Store.write_file
+    calls = []
+
+    def fail_second(self, key, path):
+        calls.append(key)
+        if len(calls) == 2:
+            raise SourceUnavailableError("S3 went away mid-upload")
+        real_write(self, key, path)
+
+    monkeypatch.setattr(S3Store, "write_file", fail_second)
+    with pytest.raises(SourceUnavailableError), lake.publish("raw", "p", "d", DAY, {}) as folder:
+        pd.DataFrame({"x": [2]}).to_parquet(folder / "part-0.parquet")
+        pd.DataFrame({"x": [3]}).to_parquet(folder / "part-1.parquet")
+    assert len(calls) == 2
+    assert _keys(s3_endpoint, s3_bucket) == before  # the first file was removed again
+    assert lake.read_frame("raw", "p", "d", DAY)["x"].tolist() == [1]
