@@ -168,13 +168,15 @@ def prepare_scaled(home: Path, days: list[dt.date], factors: list[int]) -> dict[
         settings = _settings(scaled_home(home, factor))
         lake = open_lake(settings)
         began = time.perf_counter()
-        if lake.partitions("validated", "flights", "flights") != days:
+        written = lake.partitions("validated", "flights", "flights") != days
+        if written:
             shutil.rmtree(settings.home, ignore_errors=True)
             scale_lake(open_lake(source_settings), lake, pipeline, factor, days=days, seed=0)
         rows = {
             d.isoformat(): lake.manifest("validated", "flights", "flights", d)["rows"] for d in days
         }
-        out[factor] = {"seconds": round(time.perf_counter() - began, 1), "rows_per_day": rows}
+        seconds = round(time.perf_counter() - began, 1)
+        out[factor] = {"seconds": seconds, "rows_per_day": rows, "written": written}
     return out
 
 
@@ -344,6 +346,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, result: dict[str, Any]) -> None:
         self.deadline = args.deadline
         self.result = result
+        self.spark_conf = dict(c.split("=", 1) for c in args.spark_conf)
         self.labels = {
             k: v.format(master=args.local_master, workers=args.workers) for k, v in ENGINES.items()
         }
@@ -370,7 +373,11 @@ class Bench:
 
     def entry(self, engine: str, factor: int) -> dict[str, Any]:
         engines = self.result.setdefault("engines", {})
-        runs = engines.setdefault(engine, {"label": self.labels[engine], "factors": {}})
+        label = self.labels[engine]
+        if self.spark_conf and engine.startswith("spark"):
+            engine = f"{engine}+conf"
+            label += " with " + ", ".join(f"{k}={v}" for k, v in self.spark_conf.items())
+        runs = engines.setdefault(engine, {"label": label, "factors": {}})
         return runs["factors"].setdefault(str(factor), {"samples_s": []})
 
     def estimate(self, engine: str, factor: int, factors: list[int]) -> float:
@@ -410,9 +417,18 @@ class Bench:
                 flush=True,
             )
             return
+        if "error" in entry:
+            return  # failed before at this factor: do not repeat a failure
         load = _load()
         began = time.perf_counter()
-        rows = run()
+        try:
+            rows = run()
+        except Exception as exc:  # a failed run is a result too (e.g. out of memory)
+            entry["error"] = _cause(exc)
+            entry["error_after_s"] = round(time.perf_counter() - began, 1)
+            print(f"  {engine} ×{factor}: FAILED {entry['error']}", flush=True)
+            self.save()
+            return
         seconds = time.perf_counter() - began
         entry["samples_s"].append(round(seconds, 2))
         entry.setdefault("load_before", []).append(load)
@@ -424,11 +440,43 @@ class Bench:
 
     def warm_up(self, engine: str, run: Callable[[], int]) -> None:
         began = time.perf_counter()
-        run()
         warm = self.result.setdefault("warm_up_s", {})
+        try:
+            run()
+        except Exception as exc:  # recorded; the timed runs will record it too
+            warm[f"{engine}_error"] = _cause(exc)
         warm[engine] = round(time.perf_counter() - began, 2)
         print(f"  {engine}: warm-up {warm[engine]} s", flush=True)
         self.save()
+
+
+def _cause(exc: BaseException) -> str:
+    """The Java exception behind a Py4J error (its first ``...Error:`` line), or the error."""
+    import re
+
+    lines = str(exc).splitlines()
+    # An out-of-memory error first: it is usually wrapped in a task and a job failure.
+    for line in sorted(lines, key=lambda ln: "OutOfMemory" not in ln):
+        found = re.search(r"[\w.$]+(Error|Exception): .*", line)
+        if found and "Py4JJavaError" not in line:
+            return found.group(0)[:400]
+    return repr(exc)[:400]
+
+
+def session(master: str, app_name: str, overrides: dict[str, str]) -> Any:
+    """``spark_session(master)``, with ``overrides`` of its settings when given."""
+    from pyspark.sql import SparkSession
+
+    from runway_mlops.features.job import SPARK_CONF, spark_session
+
+    if not overrides:
+        return spark_session(master, app_name)
+    builder = SparkSession.builder.appName(app_name).master(master)
+    for key, value in {**SPARK_CONF, **overrides}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -458,6 +506,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-master", default="local[2]")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--merge", action="store_true", help="add to bench/results/scale.json")
+    parser.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override SPARK_CONF in the sessions (engines recorded as <engine>+conf)",
+    )
     args = parser.parse_args(argv)
     factors = sorted({int(f) for f in args.factors.split(",")})
     phases = args.phases.split(",")
@@ -480,15 +535,20 @@ def main(argv: list[str] | None = None) -> int:
             "home": str(home),
             "built_days": [days[0].isoformat(), days[-1].isoformat()],
             "history_days": args.history,
-            "factors": factors,
+            "factors": sorted({*result.get("factors", []), *factors}),
             "repeat": args.repeat,
             "load_at_start": _load(),
         }
     )
     bench = Bench(args, result)
     print(f"home {home}: preparing {len(all_days)} days ...", flush=True)
-    result["prepare"] = prepare_source(home, all_days)
-    result["scaled"] = {str(f): v for f, v in prepare_scaled(home, all_days, factors).items()}
+    prepared = prepare_source(home, all_days)
+    if prepared["days_prepared"] or "prepare" not in result:
+        result["prepare"] = prepared
+    scaled = prepare_scaled(home, all_days, factors)
+    for factor, entry in scaled.items():
+        if entry.pop("written") or str(factor) not in result.setdefault("scaled", {}):
+            result["scaled"][str(factor)] = entry
     for factor in factors:
         rows = result["scaled"][str(factor)]["rows_per_day"]
         result["scaled"][str(factor)]["built_rows"] = sum(rows[d.isoformat()] for d in days)
@@ -496,12 +556,12 @@ def main(argv: list[str] | None = None) -> int:
     bench.save()
     outputs = home / "outputs"
     outputs.mkdir(exist_ok=True)
-    from runway_mlops.features.job import spark_session
-
     smallest = factors[0]
     if "local" in phases and bench.time_for("local"):
         print(f"Spark {args.local_master}: (a) feature job and (d) trailing aggregates", flush=True)
-        seconds, spark = _timed(lambda: spark_session(args.local_master, "runway-scale-local"))
+        seconds, spark = _timed(
+            lambda: session(args.local_master, "runway-scale-local", bench.spark_conf)
+        )
         first_job, _ = _timed(lambda: spark.range(1).count())
         result.setdefault("session_start_s", {})["spark_local"] = seconds
         result["session_start_s"]["spark_local_first_job"] = first_job
@@ -534,6 +594,12 @@ def main(argv: list[str] | None = None) -> int:
                         ),
                         reserve=later,
                     )
+                    spark_out = outputs / f"spark-x{factor}"
+                    duck_out = outputs / f"duckdb-x{factor}.parquet"
+                    if repeat == 0 and spark_out.is_dir() and duck_out.is_file():
+                        check = compare(spark_out, duck_out, key, seed=factor)
+                        result.setdefault("agreement", {})[str(factor)] = check
+                        print(f"  (c) = (d) at ×{factor}: {check}", flush=True)
         finally:
             spark.stop()
     if "duckdb" in phases and bench.time_for("duckdb"):
@@ -579,7 +645,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds, procs = _timed(lambda: services.start_services(cluster, dict(os.environ)))
         result.setdefault("session_start_s", {})["cluster_services"] = seconds
         try:
-            seconds, spark = _timed(lambda: spark_session(master, "runway-scale-cluster"))
+            seconds, spark = _timed(
+                lambda: session(master, "runway-scale-cluster", bench.spark_conf)
+            )
             first_job, _ = _timed(lambda: spark.range(1).count())
             result["session_start_s"]["spark_cluster"] = seconds
             result["session_start_s"]["spark_cluster_first_job"] = first_job
