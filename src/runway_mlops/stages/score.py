@@ -218,7 +218,8 @@ def _publish(
 ) -> str:
     """Write the day's Parquet partition, then its table rows (each replaced whole)."""
     lake = open_lake(settings)
-    path = lake.write_frame("predictions", pipeline.name, role, ds, frame, manifest)
+    lake.write_frame("predictions", pipeline.name, role, ds, frame, manifest)
+    path = lake.location("predictions", pipeline.name, role, ds)
     if _inference(pipeline).write_table:
         store.replace_day(
             settings.database_url, pipeline.name, ds, role, _store_rows(pipeline, ds, frame)

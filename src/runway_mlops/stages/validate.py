@@ -180,7 +180,7 @@ def _store(
     result = judgement.result
     config = pipeline.datasets[name]
     validation_id = _validation_id(pipeline.name, name, ds)
-    quarantine_dir = str(lake.partition_dir("quarantine", pipeline.name, name, ds))
+    quarantine_dir = lake.location("quarantine", pipeline.name, name, ds)
     details: dict[str, Any] = {
         "validation_id": validation_id,
         "outcome": result.outcome,
@@ -229,7 +229,7 @@ def _store(
             zone="validated",
             ds=ds,
             rows=table.num_rows,
-            path=str(lake.partition_dir("validated", pipeline.name, name, ds)),
+            path=lake.location("validated", pipeline.name, name, ds),
             details={"validation_id": validation_id, "outcome": result.outcome},
             run_id=run_id,
         )
