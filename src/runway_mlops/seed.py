@@ -149,8 +149,8 @@ _PG_TYPES = {
 }
 
 
-def ensure_database(dsn: str) -> None:
-    """Create the source database named in ``dsn`` if it does not exist yet."""
+def ensure_database(dsn: str) -> bool:
+    """Create the database named in ``dsn`` if it does not exist yet; True if created."""
     import psycopg2
     from psycopg2 import sql
     from psycopg2.extensions import make_dsn, parse_dsn
@@ -169,6 +169,8 @@ def ensure_database(dsn: str) -> None:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,))
             if cursor.fetchone() is None:
                 cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target)))
+                return True
+            return False
     finally:
         conn.close()
 

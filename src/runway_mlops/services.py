@@ -49,31 +49,22 @@ def _postgres_urls(settings: PlatformSettings) -> list[str]:
 
 def ensure_databases(settings: PlatformSettings) -> list[str]:
     """Create the profile's PostgreSQL databases that do not exist; return their names."""
-    import psycopg2
-    from psycopg2 import sql
+    from runway_mlops.errors import SourceUnavailableError
+    from runway_mlops.seed import ensure_database
 
     created = []
     for url in _postgres_urls(settings):
         parts = urlsplit(url.replace("postgresql+psycopg2://", "postgresql://"))
         name = parts.path.lstrip("/")
-        admin = parts._replace(path="/postgres").geturl()
         try:
-            conn = psycopg2.connect(admin, connect_timeout=5)
-        except psycopg2.OperationalError as exc:
+            if ensure_database(parts.geturl()):
+                created.append(name)
+        except SourceUnavailableError as exc:
             where = f"{parts.hostname}:{parts.port or 5432}"
             raise ServiceError(
-                f"PostgreSQL at {where} is not reachable for database {name!r} "
-                f"({str(exc).strip()}); start it, or set the profile's URL"
+                f"PostgreSQL at {where} is not reachable for database {name!r} ({exc}); "
+                "start it, or set the profile's URL"
             ) from None
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                if cursor.fetchone() is None:
-                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                    created.append(name)
-        finally:
-            conn.close()
     return created
 
 
@@ -144,6 +135,18 @@ def _wait_port(procs: AirflowProcesses, name: str, host: str, port: int, seconds
                 f"(log: {procs.logs.get(name)})"
             )
         time.sleep(0.5)
+
+
+def _free_address(url: str, default_port: int, setting: str) -> tuple[str, int]:
+    """Host and port of ``url``, where a service of ours is about to listen; refuse if taken."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
+    if listening(host, port):
+        raise ServiceError(
+            f"something already listens on {host}:{port}, where this profile's {setting} "
+            f"points: stop it or change {setting}"
+        )
+    return host, port
 
 
 def mlflow_server_command(settings: PlatformSettings) -> list[str]:
@@ -234,23 +237,11 @@ def start_services(
                 _wait_port(procs, "s3-emulator", host, port, 60)
         ensure_buckets(settings)
         if settings.mlflow_backend_store_uri:
-            parts = urlsplit(settings.mlflow_tracking_uri)
-            host, port = parts.hostname or "127.0.0.1", parts.port or 5000
-            if listening(host, port):
-                raise ServiceError(
-                    f"something already listens on {host}:{port}, where this profile's MLflow "
-                    "server should run: stop it or change mlflow_tracking_uri"
-                )
+            host, port = _free_address(settings.mlflow_tracking_uri, 5000, "mlflow_tracking_uri")
             procs.spawn("mlflow-server", mlflow_server_command(settings))
             _wait_port(procs, "mlflow-server", host, port, 120)
         if settings.spark_cluster:
-            parts = urlsplit(settings.spark_master)
-            host, port = parts.hostname or "127.0.0.1", parts.port or 7077
-            if listening(host, port):
-                raise ServiceError(
-                    f"something already listens on {host}:{port}, where this profile's Spark "
-                    "master should run: stop it or change spark_master"
-                )
+            host, port = _free_address(settings.spark_master, 7077, "spark_master")
             commands = spark_commands(settings)
             procs.spawn("spark-master", commands.pop("spark-master"))
             _wait_port(procs, "spark-master", host, port, 120)

@@ -93,3 +93,18 @@ def test_s3_emulator_only_on_loopback(tmp_path) -> None:
         services.s3_emulator_command(_prod(tmp_path, s3_endpoint_url="https://s3.example.com"))
     command = services.s3_emulator_command(_prod(tmp_path))
     assert command[-4:] == ["-H", "127.0.0.1", "-p", "9000"]
+
+
+def test_a_taken_port_is_refused_naming_the_setting() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(services.ServiceError, match=f"127.0.0.1:{port}.*change spark_master"):
+            services._free_address(f"spark://127.0.0.1:{port}", 7077, "spark_master")
+    assert services._free_address(f"spark://127.0.0.1:{port}", 7077, "spark_master") == (
+        "127.0.0.1",
+        port,
+    )
