@@ -254,6 +254,16 @@ class AirflowProcesses:
                 f"(log: {self.logs[name]}):\n{tail}"
             )
 
+    def log_tails(self, names: tuple[str, ...], chars: int) -> str:
+        """The last ``chars`` characters of some components' logs, for error messages."""
+        parts = []
+        for name in names:
+            log = self.logs.get(name)
+            if log is not None and log.exists():
+                text = log.read_text(errors="replace")[-chars:]
+                parts.append(f"--- {name} ({log}):\n{text}")
+        return "\n".join(parts)
+
     def stop(self, timeout: float = 30) -> None:
         for proc in self.processes.values():
             if proc.poll() is None:

@@ -87,8 +87,14 @@ def wait_for_run(
         if procs:
             procs.check_alive()
         if time.monotonic() > deadline:
+            tasks = sorted(
+                (t["task_id"], t["map_index"], t["state"])
+                for t in api.task_instances(dag_id, run_id)
+            )
+            logs = procs.log_tails(("scheduler", "triggerer"), 1500) if procs else ""
             raise AirflowStartError(
-                f"run {run_id} of {dag_id} still {run['state']} after {timeout:.0f}s"
+                f"run {run_id} of {dag_id} still {run['state']} after {timeout:.0f}s; "
+                f"task instances (task, map index, state): {tasks}\n{logs}"
             )
         time.sleep(3)
 
