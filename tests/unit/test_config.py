@@ -224,3 +224,29 @@ def test_reference_pipeline_has_inference_and_monitoring() -> None:
     assert config.inference is not None and config.inference.backfill_model == "recorded"
     assert config.monitoring is not None and config.monitoring.outcome_delay_days == 1
     assert config.monitoring.policies.retrain.cooldown_days > 0
+
+
+@pytest.mark.parametrize(
+    ("cadence", "micro"),
+    [
+        ("@daily", False),
+        ("@weekly", False),
+        ("0 6 * * 1-5", False),
+        ("30 23 * * *", False),
+        ("@hourly", True),
+        ("*/5 * * * *", True),
+        ("0 */6 * * *", True),
+    ],
+)
+def test_cadence_shorter_than_a_day_selects_micro_batch(
+    tmp_path: Path, cadence: str, micro: bool
+) -> None:
+    pipeline = load_pipeline(_write_variant(tmp_path, lambda d: d.update(cadence=cadence)))
+    assert pipeline.micro_batch is micro
+
+
+def test_stream_lateness_must_not_be_negative(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="allowed_lateness_minutes"):
+        load_pipeline(
+            _write_variant(tmp_path, lambda d: d.update(stream={"allowed_lateness_minutes": -1}))
+        )
