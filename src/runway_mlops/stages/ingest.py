@@ -80,13 +80,16 @@ def ingest(
     ds: dt.date,
     *,
     run_id: str | None = None,
+    datasets: list[str] | None = None,
 ) -> IngestResult:
-    """Copy day ``ds`` of every dataset into ``raw``; raise if any dataset failed."""
+    """Copy day ``ds`` of every dataset (or of ``datasets``) into ``raw``; raise if any failed."""
     source = open_source(settings, pipeline)
     lake = open_lake(settings)
     result = IngestResult(ds=ds)
     problems: list[RunwayError] = []
     for dataset, config in pipeline.datasets.items():
+        if datasets is not None and dataset not in datasets:
+            continue
         try:
             delivery = source.read(dataset, ds)
         except CorruptDeliveryError as exc:

