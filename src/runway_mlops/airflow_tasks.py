@@ -55,9 +55,23 @@ def ingest_raw(pipeline_name: str, **context: Any) -> dict[str, Any]:
     from runway_mlops.stages.ingest import ingest
 
     settings, pipeline = _load(pipeline_name)
+    if pipeline.micro_batch:
+        return _ingest_micro_batch(settings, pipeline, context)
     ds = partition_day(context["data_interval_start"], pipeline.timezone)
     result = _run_stage(lambda: ingest(settings, pipeline, ds, run_id=context["run_id"]))
     return {"ds": ds.isoformat(), "rows": result.rows, "paths": result.paths}
+
+
+def _ingest_micro_batch(settings: Any, pipeline: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """The micro-batch path: the files that arrived in the run's data interval."""
+    from runway_mlops.stream import ingest_micro_batch
+
+    start, end = context["data_interval_start"], context["data_interval_end"]
+    result = _run_stage(
+        lambda: ingest_micro_batch(settings, pipeline, start, end, run_id=context["run_id"])
+    )
+    print(result.summary())
+    return result.to_xcom()
 
 
 def validate_raw(pipeline_name: str, **context: Any) -> dict[str, Any]:
@@ -65,8 +79,10 @@ def validate_raw(pipeline_name: str, **context: Any) -> dict[str, Any]:
     from runway_mlops.stages.validate import validate
 
     settings, pipeline = _load(pipeline_name)
-    ds = partition_day(context["data_interval_start"], pipeline.timezone)
     dag_id = context["dag"].dag_id if context.get("dag") else None
+    if pipeline.micro_batch:
+        return _validate_micro_batch(settings, pipeline, dag_id, context)
+    ds = partition_day(context["data_interval_start"], pipeline.timezone)
     outcome = _run_stage(
         lambda: validate(settings, pipeline, ds, run_id=context["run_id"], dag_id=dag_id)
     )
@@ -74,21 +90,61 @@ def validate_raw(pipeline_name: str, **context: Any) -> dict[str, Any]:
     return {"ds": ds.isoformat(), "report": str(outcome.report_path)}
 
 
-def feature_event_extra(pipeline_name: str, data_interval_start: Any) -> dict[str, Any]:
-    """What the feature Asset event carries: the day, the feature version and the path."""
+def _validate_micro_batch(
+    settings: Any, pipeline: Any, dag_id: str | None, context: dict[str, Any]
+) -> dict[str, Any]:
+    """Validate the days a micro-batch changed; skip the rest of the run if none is ready."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from runway_mlops.stages.validate import validate_micro_batch
+
+    batch = context["ti"].xcom_pull(task_ids="ingest_raw") or {}
+    days = [dt.date.fromisoformat(d) for d in batch.get("days") or []]
+    closed = [dt.date.fromisoformat(d) for d in batch.get("closed") or []]
+    ready = _run_stage(
+        lambda: validate_micro_batch(
+            settings, pipeline, days, closed, run_id=context["run_id"], dag_id=dag_id
+        )
+    )
+    if not ready:
+        raise AirflowSkipException(
+            f"micro-batch {batch.get('batch')}: no day with new entity rows is ready for features"
+        )
+    return {
+        "batch": batch.get("batch"),
+        "days": [d.isoformat() for d in ready],
+        "first_day": ready[0].isoformat(),
+        "last_day": ready[-1].isoformat(),
+        "clock": batch.get("clock"),
+    }
+
+
+def feature_event_extra(pipeline_name: str, context: dict[str, Any]) -> dict[str, Any]:
+    """What the feature Asset event carries: the day(s), the feature version and the path.
+
+    On the micro-batch path also the batch id and the stream clock, so inference scores
+    exactly the days the batch changed, and only rows still ahead of the clock.
+    """
     from runway_mlops.lake import open_lake
 
     settings, pipeline = _load(pipeline_name)
-    ds = partition_day(data_interval_start, pipeline.timezone)
+    if pipeline.micro_batch:
+        batch = context["ti"].xcom_pull(task_ids="validate_raw") or {}
+        ds = dt.date.fromisoformat(batch["last_day"])
+    else:
+        ds = partition_day(context["data_interval_start"], pipeline.timezone)
     lake = open_lake(settings)
     manifest = lake.manifest("features", pipeline.name, pipeline.features.entity, ds)
-    return {
+    extra = {
         "pipeline": pipeline.name,
         "ds": ds.isoformat(),
         "feature_version": manifest.get("feature_version"),
         "rows": manifest.get("rows"),
         "path": lake.location("features", pipeline.name, pipeline.features.entity, ds),
     }
+    if pipeline.micro_batch:
+        extra.update(days=batch["days"], batch=batch["batch"], clock=batch["clock"])
+    return extra
 
 
 # ---------------------------------------------------------------------------- training
@@ -347,6 +403,33 @@ def score_champion(pipeline_name: str, **context: Any) -> dict[str, Any]:
     print(result.summary())
     print(f"chosen by: {result.models[0]['how']}")
     return {"ds": ds.isoformat(), "rows": result.rows, "path": result.path, "models": result.models}
+
+
+def score_micro_batch(pipeline_name: str, **context: Any) -> dict[str, Any]:
+    """Score the rows the triggering feature updates added (Airflow task ``score_new``)."""
+    from runway_mlops.stages import score
+
+    settings, pipeline = _load(pipeline_name)
+    days: set[dt.date] = set()
+    clocks = []
+    for asset_events in (context.get("triggering_asset_events") or {}).values():
+        for event in asset_events:
+            extra = getattr(event, "extra", None) or {}
+            days.update(dt.date.fromisoformat(d) for d in extra.get("days") or [])
+            if extra.get("clock"):
+                clocks.append(dt.datetime.fromisoformat(extra["clock"]))
+    if not days:
+        raise ValueError("no feature update with micro-batch days triggered this run")
+    clock = max(clocks) if clocks else None
+    scoring = _scoring_context(context)
+    done = {}
+    for ds in sorted(days):
+        for result in _run_stage(
+            lambda ds=ds: score.score_new(settings, pipeline, ds, clock, scoring)
+        ):
+            print(result.summary())
+            done[f"{ds.isoformat()}/{result.role}"] = result.rows
+    return {"clock": clock.isoformat() if clock else None, "rows": done}
 
 
 def score_shadow(pipeline_name: str, **context: Any) -> dict[str, Any]:

@@ -261,6 +261,48 @@ class TrailingFeatures(_Model):
         return sorted(set(value))
 
 
+class IntradayFeatures(_Model):
+    """Aggregates of the entity dataset over the same day, known before prediction time.
+
+    Used only on a micro-batch cadence (see :attr:`PipelineConfig.micro_batch`): a
+    daily run predicts a day before any of its rows are known, a micro-batch run
+    predicts during the day, when the day's earlier rows are. A row counts for an
+    entity when it is of the same day and group, is not the entity itself, and its
+    ``known_at`` is at or before the entity's prediction time.
+    """
+
+    #: Spark SQL over an entity row: when everything the aggregates read of it is known
+    #: (for flights, the actual departure: scheduled departure plus the departure delay).
+    known_at: str = Field(min_length=1)
+    groups: dict[str, list[str]] = Field(min_length=1)  # name -> entity columns
+    aggregates: dict[str, str] = Field(min_length=1)  # name -> Spark SQL aggregate
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, columns in value.items():
+            _check_identifier(name, "intraday group")
+            if not columns:
+                raise ValueError(f"intraday group {name!r} has no columns")
+            for column in columns:
+                _check_identifier(column, f"column of intraday group {name!r}")
+        return value
+
+    @field_validator("aggregates")
+    @classmethod
+    def _aggregate_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, expression in value.items():
+            _check_identifier(name, "intraday aggregate")
+            if not expression.strip():
+                raise ValueError(f"intraday aggregate {name!r} has an empty expression")
+        return value
+
+    @property
+    def feature_names(self) -> list[str]:
+        """``<group>_<aggregate>_today``, groups outer, in config order."""
+        return [f"{g}_{a}_today" for g in self.groups for a in self.aggregates]
+
+
 class AsofFeatures(_Model):
     """The latest row of another events dataset observed at or before prediction time."""
 
@@ -281,7 +323,22 @@ class FeaturesConfig(_Model):
     columns: dict[str, str] = Field(default_factory=dict)
     lookups: list[LookupFeatures] = Field(default_factory=list)
     trailing: TrailingFeatures | None = None
+    #: Same-day aggregates; computed only when the cadence is micro-batch.
+    intraday: IntradayFeatures | None = None
     asof: list[AsofFeatures] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _intraday_names_are_free(self) -> FeaturesConfig:
+        if self.intraday is None:
+            return self
+        taken = set(self.columns) | {c for lookup in self.lookups for c in lookup.columns}
+        clash = sorted(taken & set(self.intraday.feature_names))
+        if clash:
+            raise ValueError(
+                f"intraday feature name(s) {clash} are also feature columns: rename the "
+                "column or the intraday group/aggregate"
+            )
+        return self
 
 
 class LabelConfig(_Model):

@@ -66,8 +66,7 @@ def _doc(pipeline: PipelineConfig) -> str:
 
         {pipeline.description.strip()}
 
-        One run per `{pipeline.cadence}` interval; the run owns the local day
-        ({pipeline.timezone}) its data interval starts on.
+        One run per `{pipeline.cadence}` interval; {_owns(pipeline)}
 
         1. **ingest_raw**: copy the day's deliveries of {datasets} from the
            `{pipeline.source.kind}` source into the lake's raw zone.
@@ -82,6 +81,16 @@ def _doc(pipeline: PipelineConfig) -> str:
         load history with *Backfill* (every run replaces its own partition).
         """
     )
+
+
+def _owns(pipeline: PipelineConfig) -> str:
+    if pipeline.micro_batch:
+        return (
+            "a **micro-batch**: the run takes the landing files that arrived in its data "
+            "interval, routes rows to their event days (late rows to quarantine, duplicates "
+            "dropped), validates and rebuilds the features of the days it changed."
+        )
+    return f"the run owns the local day ({pipeline.timezone}) its data interval starts on."
 
 
 def _dag_dates(pipeline: PipelineConfig) -> tuple[Any, Any, Any]:
@@ -118,16 +127,28 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
 
     zone, start, end = _dag_dates(pipeline)
     default_args = _default_args(pipeline)
-    day = f"{{{{ data_interval_start.in_timezone('{pipeline.timezone}').to_date_string() }}}}"
+    if pipeline.micro_batch:
+        # The days the batch changed, as validate_raw handed them on.
+        batch = "ti.xcom_pull(task_ids='validate_raw')"
+        days = [
+            "--from",
+            f"{{{{ {batch}['first_day'] }}}}",
+            "--to",
+            f"{{{{ {batch}['last_day'] }}}}",
+        ]
+    else:
+        day = f"{{{{ data_interval_start.in_timezone('{pipeline.timezone}').to_date_string() }}}}"
+        days = ["--ds", day]
     with DAG(
         dag_id=f"{pipeline.name}_features",
         description=f"{pipeline.name}: ingest, validate and build features for one interval",
         doc_md=_doc(pipeline),
         schedule=CronDataIntervalTimetable(_cron(pipeline.cadence), timezone=zone),
         start_date=start,
-        end_date=end,
+        # A stream has no end; micro-batches depend on the commit of the one before.
+        end_date=None if pipeline.micro_batch else end,
         catchup=False,
-        max_active_runs=pipeline.max_active_runs,
+        max_active_runs=1 if pipeline.micro_batch else pipeline.max_active_runs,
         default_args=default_args,
         tags=["runway", "features", pipeline.name, *pipeline.tags],
     ) as dag:
@@ -150,7 +171,7 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
             conn_id="spark_default",
             name=f"runway-features-{pipeline.name}",
             conf=dict(SPARK_CONF),
-            application_args=["--pipeline", pipeline.name, "--ds", day, "--run-id", "{{ run_id }}"],
+            application_args=["--pipeline", pipeline.name, *days, "--run-id", "{{ run_id }}"],
             outlets=[feature_asset(pipeline.name)],
             doc_md="Spark job: the point-in-time-correct feature partition of the day.",
         )
@@ -336,11 +357,11 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
     return dag
 
 
-def _interval_timetable(pipeline: PipelineConfig) -> Any:
+def _interval_timetable(pipeline: PipelineConfig, cadence: str | None = None) -> Any:
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     zone, _, _ = _dag_dates(pipeline)
-    return CronDataIntervalTimetable(_cron(pipeline.cadence), timezone=zone)
+    return CronDataIntervalTimetable(_cron(cadence or pipeline.cadence), timezone=zone)
 
 
 def _inference_doc(pipeline: PipelineConfig) -> str:
@@ -383,6 +404,8 @@ def build_inference_dag(pipeline: PipelineConfig, settings: PlatformSettings) ->
 
     inference = pipeline.inference
     assert inference is not None
+    if pipeline.micro_batch:
+        return _micro_batch_inference_dag(pipeline)
     _, start, end = _dag_dates(pipeline)
     kwargs = {"pipeline_name": pipeline.name}
     with DAG(
@@ -426,6 +449,46 @@ def build_inference_dag(pipeline: PipelineConfig, settings: PlatformSettings) ->
             doc_md="Score the same rows with the challenger (and a probation's previous champion).",
         )
         wait_for_features >> score_champion >> score_shadow
+    return dag
+
+
+def _micro_batch_inference_dag(pipeline: PipelineConfig) -> DAG:
+    """On a micro-batch cadence: a run per feature update, scoring only the new rows."""
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG
+
+    from runway_mlops import airflow_tasks
+
+    _, start, _ = _dag_dates(pipeline)
+    with DAG(
+        dag_id=f"{pipeline.name}_inference",
+        description=f"{pipeline.name}: score each micro-batch's new rows before their event",
+        doc_md=textwrap.dedent(
+            f"""\
+            ### {pipeline.name}: micro-batch inference
+
+            Runs on every update of the Asset `{pipeline.name}_features` (the cadence
+            `{pipeline.cadence}` is shorter than a day). **score_new** scores, with the
+            `champion` alias at run time (and the shadow models), the feature rows of the
+            changed days that have no prediction yet and whose event is still ahead of the
+            stream clock; rows first seen after their event are counted as missed. New rows
+            are added to `runway_predictions` and the day's Parquet partition; a rerun adds
+            nothing.
+            """
+        ),
+        schedule=[feature_asset(pipeline.name)],
+        start_date=start,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(pipeline),
+        tags=["runway", "inference", "micro-batch", pipeline.name, *pipeline.tags],
+    ) as dag:
+        PythonOperator(
+            task_id="score_new",
+            python_callable=airflow_tasks.score_micro_batch,
+            op_kwargs={"pipeline_name": pipeline.name},
+            doc_md="Score the new rows of the days the triggering feature updates changed.",
+        )
     return dag
 
 
@@ -475,7 +538,8 @@ def build_monitoring_dag(pipeline: PipelineConfig, settings: PlatformSettings) -
         dag_id=f"{pipeline.name}_monitoring",
         description=f"{pipeline.name}: realised quality, drift, retraining, promotion, rollback",
         doc_md=_monitoring_doc(pipeline),
-        schedule=_interval_timetable(pipeline),
+        # Outcomes are judged per day, also when features and scores come in micro-batches.
+        schedule=_interval_timetable(pipeline, "@daily" if pipeline.micro_batch else None),
         start_date=start,
         end_date=end,
         catchup=False,

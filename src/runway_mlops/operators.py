@@ -26,7 +26,7 @@ class FeatureSubmitOperator(SparkSubmitOperator):
         from runway_mlops.airflow_tasks import feature_event_extra
 
         super().execute(context)
-        extra = feature_event_extra(self.pipeline_name, context["data_interval_start"])
+        extra = feature_event_extra(self.pipeline_name, context)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         self.log.info("feature partition %s (version %s)", extra["path"], extra["feature_version"])

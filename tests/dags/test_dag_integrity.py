@@ -127,3 +127,41 @@ def test_monitoring_dag_shape(dagbag) -> None:
     assert trigger.skip_when_already_exists  # one training run per monitored day, at most
     assert "retrain" in trigger.trigger_run_id
     assert dag.max_active_runs == 1  # cooldown and probation read earlier days' decisions
+
+
+def test_micro_batch_cadence_is_the_only_change(tmp_path: Path) -> None:
+    """Same DAG ids, tasks and Spark job; only the schedule and what a run owns differ."""
+    import shutil
+
+    from runway_mlops.dag_factory import build_dags
+
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    for folder in ("dags", "plugins", "jobs"):
+        (tmp_path / folder).symlink_to(ROOT / folder)
+    pipeline_file = tmp_path / "config" / "pipelines" / "flights.yaml"
+    text = pipeline_file.read_text()
+    assert 'cadence: "@daily"' in text
+    pipeline_file.write_text(text.replace('cadence: "@daily"', 'cadence: "*/5 * * * *"'))
+    daily = build_dags(ROOT / "config")
+    micro = build_dags(tmp_path / "config")
+    assert sorted(micro) == sorted(daily)
+
+    features = micro["flights_features"]
+    assert [t.task_id for t in features.topological_sort()] == [
+        "ingest_raw",
+        "validate_raw",
+        "build_features",
+    ]
+    assert features.timetable._expression == "*/5 * * * *"
+    assert features.end_date is None and features.max_active_runs == 1
+    spark = features.get_task("build_features")
+    assert spark.application.endswith("jobs/build_features.py")
+    args = " ".join(spark.application_args)
+    assert "--from" in args and "validate_raw" in args and "--ds" not in args
+
+    inference = micro["flights_inference"]
+    assert [t.task_id for t in inference.tasks] == ["score_new"]
+    assert "flights_features" in str(inference.timetable.asset_condition)
+    # Outcomes are still judged per day.
+    assert micro["flights_monitoring"].timetable._expression == "0 0 * * *"
+    assert micro["flights_training"].timetable == daily["flights_training"].timetable

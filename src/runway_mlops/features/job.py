@@ -77,13 +77,21 @@ def spark_session(master: str | None = None, app_name: str = "runway") -> SparkS
 
 
 def feature_version(pipeline: PipelineConfig) -> str:
-    """A hash of the feature definitions: the config block, the entity schema and the code."""
+    """A hash of the feature definitions: the config block, the entity schema and the code.
+
+    The ``intraday`` block counts only on a micro-batch cadence, where it is computed:
+    the daily and the micro-batch features of one pipeline are different versions, and
+    a daily pipeline's version does not change with a block it does not use.
+    """
     from runway_mlops.features import transforms
 
     entity = pipeline.datasets[pipeline.features.entity]
+    features = pipeline.features.model_dump(mode="json")
+    if not (pipeline.micro_batch and pipeline.features.intraday):
+        del features["intraday"]
     payload = json.dumps(
         {
-            "features": pipeline.features.model_dump(mode="json"),
+            "features": features,
             "key": entity.key,
             "columns": entity.columns,
         },
@@ -290,6 +298,7 @@ def _compute_group(
         history=history,
         references=references,
         observations=observations,
+        intraday=pipeline.micro_batch,
     )
 
 

@@ -10,6 +10,10 @@ Point-in-time correctness is built into each block:
   valid on the entity's day;
 * ``trailing`` aggregates use history rows from whole days *strictly before* the entity's
   day (``_ds``), joined per entity day, so a run over one day or many gives the same rows;
+* ``intraday`` aggregates (micro-batch cadence only) use rows of the entity's *own* day
+  whose ``known_at`` is at or before the entity's prediction time, the entity itself
+  left out, so a day's rows known later cannot change them: features computed during
+  the day with the rows so far equal those computed at its end;
 * ``asof`` takes the latest observation at or before the entity's prediction time
   (event time minus the configured lead) and not older than ``max_age_minutes``.
 
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
     from runway_mlops.config import (
         AsofFeatures,
         FeaturesConfig,
+        IntradayFeatures,
         LabelConfig,
         LookupFeatures,
         TrailingFeatures,
@@ -129,6 +134,77 @@ def trailing_features(
     return out
 
 
+def intraday_features(
+    features: DataFrame,
+    entity: DataFrame,
+    key: list[str],
+    intraday: IntradayFeatures,
+) -> DataFrame:
+    """Aggregates per group over the entity's own day, as known at its prediction time.
+
+    For each entity row ``e``: the rows ``o`` of ``entity`` with the same ``_ds`` and
+    group columns, ``o.known_at <= e.prediction_time`` and ``o`` not ``e`` itself.
+    ``entity`` must hold every row of its days known so far (the feature job reads whole
+    day partitions); rows known after a prediction time never reach its features.
+
+    Feature names: ``<group>_<aggregate>_today`` (e.g. ``tail_dep_delay_mean_today``).
+    With no such rows an aggregate takes its value over no rows, as SQL gives it:
+    ``count(*)`` 0 (no earlier flight *is* information), ``avg`` and ``sum`` null.
+    A null group column matches nothing (as in a join).
+    """
+    known = entity.withColumn("_known_at", F.expr(intraday.known_at).cast("timestamp"))
+    aggregates = intraday.aggregates
+    # Each aggregate over no rows: the value an entity without earlier rows gets (a join
+    # cannot produce it: an unmatched entity has no rows to aggregate).
+    empty = known.limit(0).agg(*[F.expr(expr).alias(f"_empty_{a}") for a, expr in aggregates.items()])
+    out = features
+    for group, columns in intraday.groups.items():
+        # The entity side under private names, so the aggregates read ``o``'s columns.
+        e = entity.select(
+            *[F.col(k).alias(f"_e_{k}") for k in key],
+            F.col(DS).alias("_e_ds"),
+            *[F.col(c).alias(f"_e_g_{c}") for c in columns],
+            F.col(PREDICTION_TIME).alias("_e_prediction_time"),
+        )
+        condition = (known[DS] == e["_e_ds"]) & (known["_known_at"] <= e["_e_prediction_time"])
+        for c in columns:
+            condition = condition & (known[c] == e[f"_e_g_{c}"])
+        itself = None
+        for k in key:
+            same = known[k].eqNullSafe(e[f"_e_{k}"])
+            itself = same if itself is None else itself & same
+        assert itself is not None
+        condition = condition
+        stats = (
+            e.join(known, on=condition, how="inner")
+            .groupBy(*[f"_e_{k}" for k in key])
+            .agg(*[F.expr(expr).alias(f"_s_{a}") for a, expr in aggregates.items()])
+        )
+        per_entity = (
+            entity.select(*key)
+            .join(
+                stats.select(
+                    *[F.col(f"_e_{k}").alias(k) for k in key],
+                    *[f"_s_{a}" for a in aggregates],
+                ),
+                on=key,
+                how="left",
+            )
+            .crossJoin(F.broadcast(empty))
+            .select(
+                *key,
+                *[
+                    F.coalesce(F.col(f"_s_{a}"), F.col(f"_empty_{a}")).alias(
+                        f"{group}_{a}_today"
+                    )
+                    for a in aggregates
+                ],
+            )
+        )
+        out = out.join(per_entity, on=key, how="left")
+    return out
+
+
 def asof_features(
     features: DataFrame,
     entity: DataFrame,
@@ -172,6 +248,7 @@ def compute_features(
     history: DataFrame | None = None,
     references: dict[str, DataFrame] | None = None,
     observations: dict[str, tuple[DataFrame, str]] | None = None,
+    intraday: bool = False,
 ) -> DataFrame:
     """One feature row per entity row: the single code path for training and serving.
 
@@ -183,6 +260,9 @@ def compute_features(
         history: entity rows of earlier days (with ``_ds``) for ``trailing``.
         references: reference snapshot per dataset name, for ``lookups``.
         observations: (rows, time column) per events dataset name, for ``asof``.
+        intraday: compute the ``intraday`` block (when configured): True on a micro-batch
+            cadence (``PipelineConfig.micro_batch``). A daily run predicts before any row
+            of its day is known, so its features have no intraday columns.
     """
     references = references or {}
     observations = observations or {}
@@ -194,6 +274,8 @@ def compute_features(
         if history is None:
             raise ValueError("trailing features need the entity history")
         out = trailing_features(out, timed, key, history, config.trailing)
+    if intraday and config.intraday:
+        out = intraday_features(out, timed, key, config.intraday)
     for asof in config.asof:
         rows, time_column = observations[asof.dataset]
         out = asof_features(out, timed, key, rows, asof, time_column)

@@ -155,6 +155,33 @@ def replace_day(
     return len(batch)
 
 
+def add_rows(
+    url: str, pipeline: str, ds: dt.date, role: str, rows: Iterable[dict[str, Any]]
+) -> int:
+    """Insert rows not stored yet (the micro-batch path); an existing row is left alone.
+
+    ``scored_at`` records when each row was first written, so a rerun of a micro-batch
+    neither duplicates nor re-dates anything. Returns the number of rows offered.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown prediction role {role!r}; expected one of {ROLES}")
+    now = dt.datetime.now(dt.UTC)  # audit only: when the row was written
+    batch = [{**{c: row[c] for c in ROW_COLUMNS}, "scored_at": now} for row in rows]
+    for row in batch:
+        if row["pipeline"] != pipeline or row["ds"] != ds or row["role"] != role:
+            raise ValueError(
+                f"row for {row['pipeline']}/{row['ds']}/{row['role']} given to the writer of "
+                f"{pipeline}/{ds}/{role}"
+            )
+    if not batch:
+        return 0
+    with _engine(url).begin() as conn:
+        _lock_day(conn, pipeline, ds)
+        stmt = _insert(conn).on_conflict_do_nothing()
+        conn.execute(stmt, batch)
+    return len(batch)
+
+
 _PK = ("pipeline", "entity_key", "model_version")
 _COLUMNS = (*ROW_COLUMNS, "scored_at")
 

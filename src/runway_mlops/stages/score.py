@@ -354,3 +354,113 @@ def read_predictions(
 ) -> pd.DataFrame:
     """A day's stored predictions of one role from the lake (MissingPartitionError if none)."""
     return open_lake(settings).read_frame("predictions", pipeline.name, role, ds)
+
+
+# ------------------------------------------------------------------------ micro-batch
+
+
+def score_new(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    ds: dt.date,
+    clock: dt.datetime | None,
+    context: ScoringContext,
+) -> list[ScoreResult]:
+    """Score the day's feature rows nobody scored yet, before their event (micro-batch).
+
+    The champion (the alias at run time) scores the rows whose ``event_time`` is still
+    after the stream's ``clock`` (flights not departed) and that have no champion
+    prediction; the shadow models score the same rows. A row first seen after its event
+    is counted as missed, never scored late. Each role's Parquet partition of the day is
+    republished with the new rows added, and only the new rows go to the table, so a
+    rerun adds nothing and every row keeps the time it was first stored.
+    """
+    import pandas as pd
+
+    inference = _inference(pipeline)
+    lake = open_lake(settings)
+    features, feature_version = read_features(settings, pipeline, ds)
+    key = pipeline.datasets[pipeline.features.entity].key
+    keys = pd.Series(
+        [store.entity_key(v) for v in features[key].itertuples(False)], index=features.index
+    )
+    previous = {
+        role: (
+            lake.read_frame("predictions", pipeline.name, role, ds)
+            if lake.exists("predictions", pipeline.name, role, ds)
+            else None
+        )
+        for role in store.ROLES
+    }
+    served = previous["champion"]
+    done = set(served["entity_key"]) if served is not None and len(served) else set()
+    events = pd.to_datetime(features["event_time"], utc=True)
+    open_rows = ~keys.isin(done)
+    due = open_rows & (events > pd.Timestamp(clock)) if clock is not None else open_rows
+    missed = int((open_rows & ~due).sum())
+    rows = features[due]
+    champion = models.resolve_model(settings, pipeline, ds, "champion")
+    _check_feature_version(pipeline, champion, ds, feature_version)
+    chosen = [("champion", champion)]
+    if inference.shadow:
+        chosen += [
+            ("shadow", m) for m in models.shadow_models(settings, pipeline, ds, champion.version)
+        ]
+    results = []
+    # Shadow first: the champion rows mark an entity as done, so a run that dies between
+    # the two leaves it open for the rerun, which scores both.
+    for role in ("shadow", "champion"):
+        frames = []
+        used = []
+        for _, model in [c for c in chosen if c[0] == role]:
+            if role == "shadow":
+                try:
+                    _check_feature_version(pipeline, model, ds, feature_version)
+                except ScoringError as exc:
+                    used.append(
+                        {
+                            "version": model.version,
+                            "alias": model.alias,
+                            "rows": 0,
+                            "skipped": str(exc),
+                        }
+                    )
+                    continue
+            scores = predict(models.load_version(settings, model.name, model.version), rows)
+            frames.append(
+                prediction_frame(pipeline, rows, scores, model, role, feature_version, context)
+            )
+            used.append({"version": model.version, "alias": model.alias, "rows": len(rows)})
+        new = pd.concat(frames, ignore_index=True) if frames else None
+        if new is None or new.empty:
+            results.append(ScoreResult(ds, role, 0, "", feature_version, used))
+            continue
+        old = previous[role]
+        combined = new if old is None or old.empty else pd.concat([old, new], ignore_index=True)
+        combined = combined.drop_duplicates(["entity_key", "model_version"], keep="last")
+        manifest = lake.manifest("predictions", pipeline.name, role, ds) if old is not None else {}
+        batches = list(manifest.get("batches") or [])
+        batches.append({"run_id": context.run_id, "rows": len(new), "models": used})
+        lake.write_frame(
+            "predictions",
+            pipeline.name,
+            role,
+            ds,
+            combined,
+            {
+                "models": used,
+                "feature_version": feature_version,
+                "run_id": context.run_id,
+                "batches": batches,
+                "missed": missed,
+            },
+        )
+        if inference.write_table:
+            store.add_rows(
+                settings.database_url, pipeline.name, ds, role, _store_rows(pipeline, ds, new)
+            )
+        path = lake.location("predictions", pipeline.name, role, ds)
+        results.append(ScoreResult(ds, role, len(new), path, feature_version, used))
+    if missed:
+        print(f"{ds}: {missed} row(s) first seen after their event: not scored (missed)")
+    return results

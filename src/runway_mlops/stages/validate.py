@@ -275,3 +275,67 @@ def _store(
         ),
         entries,
     )
+
+
+# ------------------------------------------------------------------------ micro-batch
+
+#: Checks over a whole day: they wait until the day closes on the micro-batch path.
+DAY_CHECKS = ("row_count", "null_fraction")
+
+
+def partial_day(pipeline: PipelineConfig) -> PipelineConfig:
+    """The pipeline with only the checks that hold for part of a day (row-level ones)."""
+    datasets = {
+        name: config.model_copy(
+            update={
+                "checks": [c for c in config.checks if c.check not in DAY_CHECKS],
+                "drift": None,
+            }
+        )
+        for name, config in pipeline.datasets.items()
+    }
+    return pipeline.model_copy(update={"datasets": datasets})
+
+
+def validate_micro_batch(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    days: list[dt.date],
+    closed: list[dt.date],
+    *,
+    run_id: str | None = None,
+    dag_id: str | None = None,
+) -> list[dt.date]:
+    """Validate what a micro-batch changed; return the days whose features may be built.
+
+    A day still open is validated so far with its row-level checks (rows failing them go
+    to quarantine as on the daily path); the day-wide checks (row counts, null fractions,
+    drift) wait until the batch that closes the day, which validates it whole. A day that
+    has no raw partition of every events dataset yet (its first minutes) waits for a later
+    batch. A closed day that fails is quarantined and its features are withdrawn, so no
+    training run uses it; the error names it after the other days were handled.
+    """
+    lake = open_lake(settings)
+    ready = [
+        d
+        for d in days
+        if all(lake.exists("raw", pipeline.name, n, d) for n in pipeline.events_datasets)
+    ]
+    partial = partial_day(pipeline)
+    problems: list[str] = []
+    failed: set[dt.date] = set()
+    for ds in sorted(set(ready) | set(closed)):
+        whole = ds in closed
+        try:
+            validate(settings, pipeline if whole else partial, ds, run_id=run_id, dag_id=dag_id)
+        except (DataValidationError, MissingPartitionError) as exc:
+            failed.add(ds)
+            problems.append(f"{ds} ({'closed day' if whole else 'so far'}): {exc}")
+            if whole:
+                lake.remove("features", pipeline.name, pipeline.features.entity, ds)
+    if problems:
+        raise DataValidationError(
+            f"{pipeline.name} micro-batch: {len(problems)} day(s) failed validation:\n  "
+            + "\n  ".join(problems)
+        )
+    return [d for d in ready if d not in failed]

@@ -1,0 +1,160 @@
+"""Same-day (intraday) features: only rows known before prediction time, micro-batch only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+from pyspark.sql import Row
+from pyspark.sql import functions as F
+
+from runway_mlops.config import FeaturesConfig, PipelineConfig
+from runway_mlops.features.job import feature_version
+from runway_mlops.features.transforms import compute_features
+
+KEY = ["flight"]
+UTC = dt.UTC
+INTRADAY = {
+    "known_at": "time_hour + make_dt_interval(0, 0, minute + cast(coalesce(dep_delay, 0) as int), 0)",
+    "groups": {"tail": ["tailnum"], "origin": ["origin"]},
+    "aggregates": {
+        "flights": "count(*)",
+        "dep_delay_mean": "avg(dep_delay)",
+        "cancelled": "count_if(dep_delay is null)",
+    },
+}
+BASE = {
+    "entity": "flights",
+    "event_time": "time_hour + make_dt_interval(0, 0, minute, 0)",
+    "prediction_lead_minutes": 60,
+    "columns": {"dep_hour": "hour"},
+}
+CONFIG = FeaturesConfig.model_validate({**BASE, "intraday": INTRADAY})
+NAMES = [
+    f"{g}_{a}_today" for g in ("tail", "origin") for a in ("flights", "dep_delay_mean", "cancelled")
+]
+
+
+def _flight(flight, hour, minute=0, delay=0.0, tail="N1", origin="EWR", day=5):
+    return Row(
+        flight=flight,
+        hour=hour,
+        minute=minute,
+        tailnum=tail,
+        origin=origin,
+        dep_delay=delay,
+        time_hour=dt.datetime(2013, 1, day, hour, tzinfo=UTC),
+        _ds=dt.date(2013, 1, day),
+    )
+
+
+def _compute(entity, config=CONFIG, *, intraday=True):
+    out = compute_features(entity, KEY, config, feature_version="v1", intraday=intraday)
+    return {r["flight"]: r.asDict() for r in out.collect()}
+
+
+@pytest.fixture
+def day(spark):
+    """One day of plane N1 from EWR (times UTC; prediction time = departure - 60 min)."""
+    return spark.createDataFrame(
+        [
+            _flight(1, 7, delay=None),  # cancelled: known at 07:00
+            _flight(2, 8, delay=30.0),  # known 08:30
+            _flight(3, 9, delay=90.0),  # scheduled 09:00, known 10:30
+            _flight(4, 10, delay=0.0),  # prediction time 09:00
+            _flight(5, 12, delay=-70.0),  # known 10:50, before its own prediction time (11:00)
+            _flight(6, 8, delay=0.0, tail="N2", origin="JFK"),  # other tail, other origin
+            _flight(7, 6, delay=5.0, day=4),  # the day before: never counted
+        ]
+    )
+
+
+def test_values(day) -> None:
+    rows = _compute(day)
+    four = rows[4]  # sees 1 (07:00) and 2 (08:30); not 3 (known 10:30) nor itself
+    assert four["tail_flights_today"] == 2
+    assert four["tail_dep_delay_mean_today"] == 30.0  # the cancelled flight has no delay
+    assert four["tail_cancelled_today"] == 1
+    assert four["origin_flights_today"] == 2  # flight 6 is JFK
+    # Known at 10:50, it is not its own history: 1, 2, 3 and 4 only.
+    assert rows[5]["tail_flights_today"] == 4
+    assert rows[5]["tail_dep_delay_mean_today"] == 40.0
+    # Nothing known before: count 0, mean null (an average of nothing).
+    first = rows[1]
+    assert first["tail_flights_today"] == 0 and first["tail_cancelled_today"] == 0
+    assert first["tail_dep_delay_mean_today"] is None
+    assert rows[2]["tail_flights_today"] == 1  # prediction 07:00, flight 1 known 07:00
+    assert rows[6]["tail_flights_today"] == 0 and rows[6]["origin_flights_today"] == 0
+    assert rows[7]["tail_flights_today"] == 0  # alone on its day
+
+
+def test_rows_known_later_do_not_leak(spark, day) -> None:
+    """Changing what a row reveals after a prediction time leaves that prediction's features."""
+    before = _compute(day)[4]
+    # Flight 3 (scheduled 09:00, known 10:30) with a different delay, still known after
+    # 09:00; a new flight scheduled earlier than 4 but known after its prediction time.
+    changed = day.withColumn(
+        "dep_delay", F.when(F.col("flight") == 3, 500.0).otherwise(F.col("dep_delay"))
+    ).unionByName(spark.createDataFrame([_flight(8, 8, minute=45, delay=20.0)]))
+    assert _compute(changed)[4] == before
+    # ... and a row known in time does change them (the test can fail).
+    earlier = day.unionByName(spark.createDataFrame([_flight(8, 8, minute=45, delay=10.0)]))
+    assert _compute(earlier)[4]["tail_flights_today"] == 3
+
+
+def test_a_day_so_far_gives_the_same_features_as_the_whole_day(spark) -> None:
+    """What a micro-batch relies on: a run at time T with the rows known by T computes, for
+    every flight predicted by T, the features the end of the day computes."""
+    rng = random.Random(7)
+    flights = [
+        _flight(
+            i,
+            rng.randrange(5, 23),
+            rng.randrange(60),
+            delay=rng.choice([None, *range(-15, 120, 5)]),
+            tail=f"N{rng.randrange(4)}",
+            origin=rng.choice(["EWR", "JFK"]),
+        )
+        for i in range(60)
+    ]
+    day = spark.createDataFrame(flights)
+    whole = _compute(day)
+    cut = dt.datetime(2013, 1, 5, 14, 0)
+    known = F.expr(INTRADAY["known_at"])
+    so_far = _compute(day.where(known <= F.lit(cut)))
+    predicted = [f for f, r in whole.items() if r["prediction_time"] <= cut and f in so_far]
+    assert len(predicted) >= 10
+    assert any(whole[f]["tail_flights_today"] for f in predicted)
+    for flight in predicted:
+        assert so_far[flight] == whole[flight], flight
+    # The cut removed rows scheduled before it but known after it: rows a leaky
+    # implementation (everything scheduled earlier in the day) would have counted.
+    removed = set(whole) - set(so_far)
+    assert any(whole[f]["event_time"] < cut for f in removed)
+
+
+def test_daily_cadence_has_no_intraday_columns(day) -> None:
+    without_block = FeaturesConfig.model_validate(BASE)
+    daily = _compute(day, intraday=False)
+    plain = _compute(day, without_block, intraday=False)
+    assert daily == plain
+    micro = _compute(day)
+    assert set(micro[4]) - set(daily[4]) == set(NAMES)
+    assert {k: micro[4][k] for k in daily[4]} == daily[4]
+
+
+def test_feature_version_depends_on_the_cadence(flights_pipeline) -> None:
+    assert flights_pipeline.micro_batch is False and flights_pipeline.features.intraday
+    data = flights_pipeline.model_dump(mode="json")
+    micro = PipelineConfig.model_validate({**data, "cadence": "*/5 * * * *"})
+    assert micro.micro_batch
+    assert feature_version(micro) != feature_version(flights_pipeline)
+    # A daily pipeline's version ignores the block it does not compute.
+    features = {**data["features"], "intraday": None}
+    daily_without = PipelineConfig.model_validate({**data, "features": features})
+    assert feature_version(daily_without) == feature_version(flights_pipeline)
+    micro_without = PipelineConfig.model_validate(
+        {**data, "features": features, "cadence": "*/5 * * * *"}
+    )
+    assert feature_version(micro_without) == feature_version(flights_pipeline)
