@@ -156,7 +156,9 @@ def intraday_features(
     aggregates = intraday.aggregates
     # Each aggregate over no rows: the value an entity without earlier rows gets (a join
     # cannot produce it: an unmatched entity has no rows to aggregate).
-    empty = known.limit(0).agg(*[F.expr(expr).alias(f"_empty_{a}") for a, expr in aggregates.items()])
+    empty = known.limit(0).agg(
+        *[F.expr(expr).alias(f"_empty_{a}") for a, expr in aggregates.items()]
+    )
     out = features
     for group, columns in intraday.groups.items():
         # The entity side under private names, so the aggregates read ``o``'s columns.
@@ -174,7 +176,7 @@ def intraday_features(
             same = known[k].eqNullSafe(e[f"_e_{k}"])
             itself = same if itself is None else itself & same
         assert itself is not None
-        condition = condition
+        condition = condition & ~itself
         stats = (
             e.join(known, on=condition, how="inner")
             .groupBy(*[f"_e_{k}" for k in key])
@@ -194,9 +196,7 @@ def intraday_features(
             .select(
                 *key,
                 *[
-                    F.coalesce(F.col(f"_s_{a}"), F.col(f"_empty_{a}")).alias(
-                        f"{group}_{a}_today"
-                    )
+                    F.coalesce(F.col(f"_s_{a}"), F.col(f"_empty_{a}")).alias(f"{group}_{a}_today")
                     for a in aggregates
                 ],
             )
