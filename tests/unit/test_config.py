@@ -250,3 +250,46 @@ def test_stream_lateness_must_not_be_negative(tmp_path: Path) -> None:
         load_pipeline(
             _write_variant(tmp_path, lambda d: d.update(stream={"allowed_lateness_minutes": -1}))
         )
+
+
+def test_reference_pipeline_has_intraday_features() -> None:
+    intraday = load_pipeline(REFERENCE).features.intraday
+    assert intraday is not None and set(intraday.groups) == {"tail", "origin", "carrier"}
+    assert "tail_dep_delay_mean_today" in intraday.feature_names
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda i: i["groups"].update({"tail number": ["tailnum"]}),
+            r"features\.intraday\.groups.*intraday group 'tail number' is not a plain identifier",
+        ),
+        (
+            lambda i: i["groups"].update({"tail": ["tailnum; drop table x"]}),
+            r"column of intraday group 'tail' .* is not a plain identifier",
+        ),
+        (lambda i: i["groups"].update({"tail": []}), "intraday group 'tail' has no columns"),
+        (
+            lambda i: i["aggregates"].update({"2mean": "avg(dep_delay)"}),
+            r"features\.intraday\.aggregates.*intraday aggregate '2mean' is not a plain",
+        ),
+        (
+            lambda i: i["aggregates"].update({"mean": " "}),
+            "intraday aggregate 'mean' has an empty expression",
+        ),
+        (lambda i: i.pop("known_at"), r"features\.intraday\.known_at"),
+        (lambda i: i.update(window="1h"), r"features\.intraday\.window: unknown key"),
+    ],
+)
+def test_intraday_mistakes_name_the_key(tmp_path: Path, change, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_pipeline(_write_variant(tmp_path, lambda d: change(d["features"]["intraday"])))
+
+
+def test_intraday_feature_name_must_not_shadow_a_column(tmp_path: Path) -> None:
+    def clash(d):
+        d["features"]["columns"]["tail_flights_today"] = "1"
+
+    with pytest.raises(ConfigError, match=r"intraday feature name\(s\) \['tail_flights_today'\]"):
+        load_pipeline(_write_variant(tmp_path, clash))
