@@ -5,6 +5,7 @@
         STAGE: ingest | validate | features | score | monitor
     runway predictions --pipeline NAME (--key KEY | --date YYYY-MM-DD) [--all-roles] [--json]
     runway replay [--pipeline NAME] [--home DIR]   (the year through the platform)
+    runway replay-stream [--start 2013-03-01T05:00] [--hours H] [--speed X]   (live feed)
     runway quarantine list [--pipeline NAME] [--date YYYY-MM-DD]
     runway train --pipeline NAME (--reference | --end YYYY-MM-DD) [--dry-run] [--set K=V]
     runway promote --pipeline NAME --version N
@@ -284,6 +285,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay_stream(args: argparse.Namespace) -> int:
+    """Emit 2013 into the landing zone as a live feed (see runway_mlops.stream)."""
+    import datetime as dt
+
+    from runway_mlops.errors import ConfigError
+    from runway_mlops.stream import replay_stream
+
+    settings = _settings()
+    pipeline = _pipeline(settings, args.pipeline)
+    try:
+        local = dt.datetime.fromisoformat(args.start)
+    except ValueError:
+        raise ConfigError(
+            f"--start {args.start!r} is not a date-time such as 2013-03-01T05:00"
+        ) from None
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=pipeline.zone)
+    end = local + dt.timedelta(hours=args.hours)
+    if pipeline.source.kind != "files":
+        raise ConfigError("replay-stream writes landing files: the pipeline's source must be files")
+    print(
+        f"replaying {pipeline.name} from {local:%Y-%m-%d %H:%M %Z} for {args.hours} h at "
+        f"{args.speed:g}x into {pipeline.source.uri or settings.landing_uri} (Ctrl-C stops)"
+    )
+    totals = replay_stream(settings, pipeline, local, end, speed=args.speed, tick_seconds=args.tick)
+    print("emitted: " + (", ".join(f"{n} {r:,}" for n, r in totals.items()) or "nothing"))
+    return 0
+
+
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
     from runway_mlops import catalog
     from runway_mlops.config import parse_date
@@ -546,6 +576,21 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--to", dest="date_to", default="2013-12-31", metavar="DATE")
     replay.add_argument("--no-tune", action="store_true", help="one candidate per training")
     replay.set_defaults(func=cmd_replay)
+
+    stream = commands.add_parser(
+        "replay-stream",
+        help="emit 2013 into the landing zone live, in event order (the micro-batch source)",
+    )
+    stream.add_argument("--pipeline", default="flights")
+    stream.add_argument(
+        "--start", default="2013-03-01T05:00", help="stream start, local time of the pipeline"
+    )
+    stream.add_argument("--hours", type=float, default=24.0, help="stream hours to emit")
+    stream.add_argument(
+        "--speed", type=float, default=60.0, help="time compression: stream seconds per second"
+    )
+    stream.add_argument("--tick", type=float, default=5.0, help="seconds between deliveries")
+    stream.set_defaults(func=cmd_replay_stream)
 
     quarantine = commands.add_parser("quarantine", help="inspect quarantined data")
     q_commands = quarantine.add_subparsers(dest="q_command", metavar="ACTION", required=True)
