@@ -9,9 +9,12 @@ events datasets::
 one file per delivery, named by when it landed (UTC), written atomically (a local file
 renamed into place, or one S3 PUT). Reference datasets keep their ``ds=`` snapshots.
 
-A micro-batch run owns the arrival window ``[start, end)`` of its data interval: it takes
-exactly the files whose arrival time falls inside, so every file belongs to one run and
-a rerun reads the same files. Rows are routed to the raw partition of their *event* day
+A micro-batch run takes what arrived since the last watermark: the arrival window from
+the end of the previous committed batch to the end of its data interval (the first batch
+starts at its data interval's start). It takes exactly the files whose arrival time falls
+inside, so every file belongs to one batch, an interval the scheduler skipped is covered
+by the next batch, and a rerun reads the same files (its window comes from the commits
+before it, which do not change). Rows are routed to the raw partition of their *event* day
 (the pipeline's time zone). Per dataset, the **watermark** is the latest event time
 admitted so far:
 
@@ -57,7 +60,7 @@ if TYPE_CHECKING:
 ARRIVALS = "arrivals"
 _ARRIVAL_NAME = re.compile(r"^(\d{6})(\d{6})-[A-Za-z0-9_.-]+$")
 #: How far back the commit log is searched for the batch before a given one.
-COMMIT_LOOKBACK_DAYS = 7
+COMMIT_LOOKBACK_DAYS = 31
 
 
 def _utc(at: dt.datetime) -> dt.datetime:
@@ -66,9 +69,9 @@ def _utc(at: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC)
 
 
-def batch_id(start: dt.datetime) -> str:
-    """A micro-batch's id: the UTC start of its arrival window (``20261130T001500000000Z``)."""
-    return _utc(start).strftime("%Y%m%dT%H%M%S%fZ")  # fixed width: text order is time order
+def batch_id(end: dt.datetime) -> str:
+    """A micro-batch's id: the UTC end of its arrival window (``20261130T001500000000Z``)."""
+    return _utc(end).strftime("%Y%m%dT%H%M%S%fZ")  # fixed width: text order is time order
 
 
 def arrival_key(dataset: str, at: dt.datetime, token: str, fmt: str = "csv") -> str:
@@ -128,12 +131,13 @@ class CommitLog:
             store = LocalStore(settings.lake_dir / "_stream")
         return cls(store, pipeline)
 
-    def _key(self, start: dt.datetime) -> str:
-        start = _utc(start)
-        return f"{self.pipeline}/commits/{start:%Y-%m-%d}/{batch_id(start)}.json"
+    def _key(self, end: dt.datetime) -> str:
+        end = _utc(end)
+        return f"{self.pipeline}/commits/{end:%Y-%m-%d}/{batch_id(end)}.json"
 
-    def get(self, start: dt.datetime) -> dict[str, Any] | None:
-        key = self._key(start)
+    def get(self, end: dt.datetime) -> dict[str, Any] | None:
+        """The commit of the batch whose window ends at ``end``, if it committed."""
+        key = self._key(end)
         if isinstance(self.store, LocalStore):
             try:
                 data: bytes | None = self.store.read(key)
@@ -143,15 +147,15 @@ class CommitLog:
             data = self.store.read_optional(key)  # type: ignore[attr-defined]
         return None if data is None else json.loads(data)
 
-    def write(self, start: dt.datetime, body: dict[str, Any]) -> None:
-        self.store.write(self._key(start), json.dumps(body, indent=2, default=str).encode())
+    def write(self, end: dt.datetime, body: dict[str, Any]) -> None:
+        self.store.write(self._key(end), json.dumps(body, indent=2, default=str).encode())
 
-    def before(self, start: dt.datetime) -> dict[str, Any] | None:
-        """The latest commit of a batch that started before ``start`` (within the lookback)."""
-        start = _utc(start)
-        mine = batch_id(start)
+    def before(self, end: dt.datetime) -> dict[str, Any] | None:
+        """The latest commit of a batch that ended before ``end`` (within the lookback)."""
+        end = _utc(end)
+        mine = batch_id(end)
         for back in range(COMMIT_LOOKBACK_DAYS + 1):
-            day = start.date() - dt.timedelta(days=back)
+            day = end.date() - dt.timedelta(days=back)
             keys = [
                 o.key
                 for o in self.store.list(f"{self.pipeline}/commits/{day.isoformat()}")
@@ -303,7 +307,11 @@ def ingest_micro_batch(
     *,
     run_id: str | None = None,
 ) -> MicroBatchResult:
-    """Ingest the arrival window ``[start, end)`` of every events dataset (module docstring)."""
+    """Ingest what arrived up to ``end`` since the previous batch (module docstring).
+
+    ``start`` (the run's data interval start) is the window's start only for the first
+    batch of a stream, or after a pause longer than the commit log's lookback.
+    """
     import pandas as pd
 
     from runway_mlops import catalog
@@ -317,15 +325,17 @@ def ingest_micro_batch(
             f"(source.kind: files), not {pipeline.source.kind!r}; use a daily cadence"
         )
     start, end = _utc(start), _utc(end)
-    if end <= start:
-        raise ValueError(f"empty arrival window [{start}, {end})")
     store = open_store(pipeline.source.uri or settings.landing_uri, settings.s3_endpoint_url)
     lake = open_lake(settings)
     log = CommitLog.of(settings, pipeline.name)
-    previous = log.before(start) or {}
+    previous = log.before(end) or {}
+    if previous.get("end"):
+        start = dt.datetime.fromisoformat(previous["end"])
+    if end <= start:
+        raise ValueError(f"empty arrival window [{start}, {end})")
     before_marks: dict[str, str | None] = previous.get("watermarks") or {}
     lateness = dt.timedelta(minutes=pipeline.stream.allowed_lateness_minutes)
-    batch = batch_id(start)
+    batch = batch_id(end)
     fmt = pipeline.source.format
     results: dict[str, DatasetBatch] = {}
     corrupt: list[str] = []
@@ -456,7 +466,7 @@ def ingest_micro_batch(
     clock = _clock(pipeline, results)
     closed = _closed_days(pipeline, before_marks.get(entity), results[entity].watermark)
     log.write(
-        start,
+        end,
         {
             "batch": batch,
             "start": start.isoformat(),

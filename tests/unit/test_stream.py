@@ -89,15 +89,38 @@ def test_each_row_lands_once_across_batches_and_reruns(settings, micro, landing)
 
     # Rerunning the second batch changes nothing: same files, same rows, same commit.
     log = CommitLog.of(settings, "flights")
-    before = log.get(WALL + MINUTE)
+    before = log.get(WALL + 2 * MINUTE)
     again = ingest_micro_batch(settings, micro, WALL + MINUTE, WALL + 2 * MINUTE, run_id="rerun")
     assert again.datasets["flights"].admitted == results[1].datasets["flights"].admitted
     assert len(lake.read_frame("raw", "flights", "flights", DAY)) == len(expected)
-    after = log.get(WALL + MINUTE)
+    after = log.get(WALL + 2 * MINUTE)
     assert after is not None and before is not None
     assert after["watermarks"] == before["watermarks"]
     # The reference snapshots came along for the day.
     assert lake.exists("raw", "flights", "planes", DAY)
+
+
+def test_an_interval_the_scheduler_skipped_is_covered_by_the_next_batch(
+    settings, micro, landing
+) -> None:
+    replay = _replay(landing, micro)
+    replay.emit(STREAM_START + dt.timedelta(hours=1), WALL + dt.timedelta(seconds=5))
+    first = ingest_micro_batch(settings, micro, WALL, WALL + MINUTE)
+    # Deliveries land during the next three minutes, but only the third minute's run
+    # happens (catch-up off, a slow run, a paused DAG ...).
+    for i in (1, 2, 3):
+        replay.emit(
+            STREAM_START + (i + 1) * dt.timedelta(hours=1),
+            WALL + i * MINUTE + dt.timedelta(seconds=5),
+        )
+    later = ingest_micro_batch(settings, micro, WALL + 3 * MINUTE, WALL + 4 * MINUTE)
+    assert later.start == WALL + MINUTE  # from where the last commit ended
+    expected = _flights_between(
+        STREAM_START, STREAM_START + dt.timedelta(hours=4), micro.features.prediction_lead_minutes
+    )
+    total = first.datasets["flights"].admitted + later.datasets["flights"].admitted
+    assert total == len(expected)
+    assert len(Lake(settings.lake_dir).read_frame("raw", "flights", "flights", DAY)) == total
 
 
 def test_duplicates_are_dropped_and_counted_first_copy_wins(settings, micro, landing) -> None:
@@ -157,7 +180,7 @@ def test_corrupt_arrival_is_kept_and_the_rest_of_the_batch_commits(
     assert lake.exists("raw", "flights", "flights", DAY)
     kept = lake.partition_dir("quarantine", "flights", "weather.delivery", WALL.date())
     assert (kept / "source-files" / bad).read_bytes() == b"origin,year,month\nEWR,2013"
-    assert CommitLog.of(settings, "flights").get(WALL) is not None
+    assert CommitLog.of(settings, "flights").get(WALL + MINUTE) is not None
 
 
 def test_a_day_closes_once_the_watermark_passes_its_end_plus_lateness(
