@@ -135,6 +135,38 @@ def test_each_day_reads_its_own_inputs(built) -> None:
     assert [r[0] for r in ranged] == DAYS
 
 
+def test_intraday_columns_only_on_a_micro_batch_cadence(
+    built, spark, tmp_path_factory, flights_pipeline
+) -> None:
+    """The job passes the cadence on: a daily build has no intraday columns (as before
+    the block existed), a micro-batch build of the same day adds exactly them."""
+    from runway_mlops.config import PipelineConfig
+
+    by_range, _, _ = built
+    micro_pipeline = PipelineConfig.model_validate(
+        {**flights_pipeline.model_dump(mode="json"), "cadence": "*/5 * * * *"}
+    )
+    intraday = flights_pipeline.features.intraday
+    assert intraday is not None and micro_pipeline.micro_batch
+    micro = _copy(by_range, tmp_path_factory, "micro")
+    (result,) = build_feature_range(spark, micro, micro_pipeline, [DAYS[-1]], run_id="m")
+    daily_frame, micro_frame = (
+        Lake(s.lake_dir).read_frame("features", "flights", "flights", DAYS[-1])
+        for s in (by_range, micro)
+    )
+    assert not [c for c in daily_frame.columns if c.endswith("_today")]
+    assert list(micro_frame.columns) == [
+        *[c for c in daily_frame.columns if c != "feature_version"],
+        *intraday.feature_names,
+        "feature_version",
+    ]
+    assert result.feature_version != daily_frame["feature_version"].iloc[0]
+    # Same-day history exists from the second flight of a plane on: not all zero.
+    assert micro_frame["tail_flights_today"].max() >= 1
+    shared = [c for c in daily_frame.columns if c != "feature_version"]
+    assert micro_frame[shared].equals(daily_frame[shared])
+
+
 def test_missing_days_are_all_named_and_nothing_is_published(
     world, spark, flights_pipeline
 ) -> None:

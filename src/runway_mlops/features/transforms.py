@@ -274,11 +274,12 @@ def compute_features(
         if history is None:
             raise ValueError("trailing features need the entity history")
         out = trailing_features(out, timed, key, history, config.trailing)
-    if intraday and config.intraday:
-        out = intraday_features(out, timed, key, config.intraday)
     for asof in config.asof:
         rows, time_column = observations[asof.dataset]
         out = asof_features(out, timed, key, rows, asof, time_column)
+    if intraday and config.intraday:
+        # Last, so a micro-batch partition is the daily one plus these columns.
+        out = intraday_features(out, timed, key, config.intraday)
     return out.withColumn("feature_version", F.lit(feature_version))
 
 
