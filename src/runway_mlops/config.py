@@ -716,7 +716,7 @@ class PipelineConfig(_Model):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    @cached_property
+    @property
     def micro_batch(self) -> bool:
         """True when the cadence fires more than once a day: the micro-batch path."""
         return cadence_is_sub_daily(self.cadence)

@@ -17,15 +17,14 @@ from runway_mlops.config import load_settings
 from runway_mlops.features.job import build_feature_range
 from runway_mlops.inference import store
 from runway_mlops.lake import Lake
-from runway_mlops.seed import seed
-from runway_mlops.stages import score, train
-from runway_mlops.stages.ingest import ingest
-from runway_mlops.stages.validate import validate, validate_micro_batch
+from runway_mlops.stages import score
+from runway_mlops.stages.validate import validate_micro_batch
 from runway_mlops.storage import LocalStore
 from runway_mlops.stream import StreamReplay, ingest_micro_batch
+from runway_mlops.stream_demo import bootstrap
 from tests.conftest import CONFIG_DIR
 
-HISTORY = [dt.date(2013, 2, 17) + dt.timedelta(days=i) for i in range(12)]  # Feb 17-28
+HISTORY = [dt.date(2013, 2, 19) + dt.timedelta(days=i) for i in range(10)]  # Feb 19-28
 DAY = dt.date(2013, 3, 1)
 STREAM_START = dt.datetime(2013, 3, 1, 10, 0, tzinfo=dt.UTC)  # 05:00 in New York
 WALL = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
@@ -41,27 +40,7 @@ def stream_setup(tmp_path_factory, spark):
 
     pipeline = get_pipeline(settings, "flights").model_copy(update={"cadence": "* * * * *"})
     assert pipeline.micro_batch
-    seed(settings, pipeline, "files", HISTORY[0], HISTORY[-1])
-    for ds in HISTORY:
-        ingest(settings, pipeline, ds, run_id="history")
-        validate(settings, pipeline, ds, run_id="history")
-    build_feature_range(spark, settings, pipeline, HISTORY, run_id="history")
-    context = train.RunContext(
-        dag_id="flights_training", run_id="manual__stream", run_type="manual"
-    )
-    window = train.training_window(
-        pipeline, end=HISTORY[-1], days=len(HISTORY), validation_days=2, test_days=2
-    )
-    training_set = train.prepare_training_set(settings, pipeline, window)
-    from runway_mlops.training.model import candidates
-
-    (candidate,) = candidates(pipeline.training, None, tune=False)
-    result = train.train_candidate(settings, pipeline, training_set.path, candidate, context)
-    evaluation = train.evaluate_gates(
-        settings, pipeline, train.select_best([result]), context, mode="dry_run"
-    )
-    registered = train.register_challenger(settings, pipeline, evaluation, context)
-    train.promote_champion(settings, pipeline, registered, context, approved_by="test")
+    registered = bootstrap(settings, pipeline, HISTORY, spark=spark)
     return settings, pipeline, registered
 
 
