@@ -118,13 +118,17 @@ class AirflowAPI:
         conf: dict[str, Any] | None = None,
         *,
         logical_date: dt.datetime | None = None,
+        data_interval: tuple[dt.datetime, dt.datetime] | None = None,
     ) -> dict[str, Any]:
         """Trigger a manual run, as *Trigger DAG w/ config* does: now (no logical date), or
-        for the data interval that starts at ``logical_date``."""
-        body = {
+        for the data interval that starts at ``logical_date`` (or exactly ``data_interval``)."""
+        body: dict[str, Any] = {
             "logical_date": logical_date.isoformat() if logical_date else None,
             "conf": conf or {},
         }
+        if data_interval is not None:
+            body["data_interval_start"] = data_interval[0].isoformat()
+            body["data_interval_end"] = data_interval[1].isoformat()
         return dict(self.request("POST", f"/dags/{dag_id}/dagRuns", json=body))
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:

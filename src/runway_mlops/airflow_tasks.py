@@ -62,6 +62,85 @@ def ingest_raw(pipeline_name: str, **context: Any) -> dict[str, Any]:
     return {"ds": ds.isoformat(), "rows": result.rows, "paths": result.paths}
 
 
+# ------------------------------------------------------------------ range (backfill)
+
+
+def interval_days(pipeline: Any, start: Any, end: Any) -> list[dt.date]:
+    """The local days whose midnight falls in ``[start, end)``: a wide run's partitions."""
+    first = partition_day(start, pipeline.timezone)
+    last = partition_day(end - dt.timedelta(microseconds=1), pipeline.timezone)
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def plan_days(pipeline_name: str, **context: Any) -> list[str]:
+    """The days of the run's data interval, one mapped ``day`` task group each."""
+    _, pipeline = _load(pipeline_name)
+    days = interval_days(pipeline, context["data_interval_start"], context["data_interval_end"])
+    return [d.isoformat() for d in days]
+
+
+def ingest_day(pipeline_name: str, ds: str, **context: Any) -> dict[str, Any]:
+    """``day.ingest_raw`` of a wide run: one day, the same stage as the daily DAG's task."""
+    from runway_mlops.stages.ingest import ingest
+
+    settings, pipeline = _load(pipeline_name)
+    day = dt.date.fromisoformat(ds)
+    result = _run_stage(lambda: ingest(settings, pipeline, day, run_id=context["run_id"]))
+    return {"ds": ds, "rows": result.rows, "paths": result.paths}
+
+
+def validate_day(pipeline_name: str, ds: str, **context: Any) -> dict[str, Any]:
+    """``day.validate_raw`` of a wide run: one day, the same stage as the daily DAG's task."""
+    from runway_mlops.stages.validate import validate
+
+    settings, pipeline = _load(pipeline_name)
+    day = dt.date.fromisoformat(ds)
+    dag_id = context["dag"].dag_id if context.get("dag") else None
+    outcome = _run_stage(
+        lambda: validate(settings, pipeline, day, run_id=context["run_id"], dag_id=dag_id)
+    )
+    print(outcome.summary())
+    return {"ds": ds, "report": str(outcome.report_path)}
+
+
+def _validated(context: dict[str, Any]) -> list[str]:
+    pulled = context["ti"].xcom_pull(task_ids="day.validate_raw") or []
+    if isinstance(pulled, dict):
+        pulled = [pulled]
+    return sorted(str(v["ds"]) for v in pulled if v)
+
+
+def validated_days(**context: Any) -> str:
+    """The days whose validation passed, for the one Spark job (skips if there is none)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    days = _validated(context)
+    if not days:
+        raise AirflowSkipException("no day of this run passed validation: no features to build")
+    return ",".join(days)
+
+
+def check_days(pipeline_name: str, **context: Any) -> list[str]:
+    """Fail the run, naming them, if some of its days did not pass ingest and validation.
+
+    The features of the days that passed are built anyway; each failed day is a task
+    instance of its own (``day.ingest_raw`` / ``day.validate_raw`` with the day as its
+    map index label), cleared and rerun alone once its delivery is fixed.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    planned = context["ti"].xcom_pull(task_ids="plan_days") or []
+    done = set(_validated(context))
+    failed = [d for d in planned if d not in done]
+    if failed:
+        raise AirflowFailException(
+            f"{len(failed)} of {len(planned)} day(s) did not pass ingest and validation: "
+            f"{', '.join(failed)}; see their day.* task instances, fix the deliveries and "
+            "clear those days"
+        )
+    return list(planned)
+
+
 def _ingest_micro_batch(settings: Any, pipeline: Any, context: dict[str, Any]) -> dict[str, Any]:
     """The micro-batch path: the files that arrived in the run's data interval."""
     from runway_mlops.stream import ingest_micro_batch
@@ -128,9 +207,13 @@ def feature_event_extra(pipeline_name: str, context: dict[str, Any]) -> dict[str
     from runway_mlops.lake import open_lake
 
     settings, pipeline = _load(pipeline_name)
-    if pipeline.micro_batch:
+    wide = context["dag"].dag_id.endswith("_features_backfill") if context.get("dag") else False
+    if pipeline.micro_batch and not wide:
         batch = context["ti"].xcom_pull(task_ids="validate_raw") or {}
         ds = dt.date.fromisoformat(batch["last_day"])
+    elif wide:
+        built = str(context["ti"].xcom_pull(task_ids="validated_days") or "").split(",")
+        ds = dt.date.fromisoformat(built[-1])
     else:
         ds = partition_day(context["data_interval_start"], pipeline.timezone)
     lake = open_lake(settings)
@@ -142,8 +225,10 @@ def feature_event_extra(pipeline_name: str, context: dict[str, Any]) -> dict[str
         "rows": manifest.get("rows"),
         "path": lake.location("features", pipeline.name, pipeline.features.entity, ds),
     }
-    if pipeline.micro_batch:
+    if pipeline.micro_batch and not wide:
         extra.update(days=batch["days"], batch=batch["batch"], clock=batch["clock"])
+    elif wide:
+        extra["days"] = built
     return extra
 
 

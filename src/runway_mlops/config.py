@@ -643,6 +643,10 @@ class PipelineConfig(_Model):
     inference: InferenceConfig | None = None
     monitoring: MonitoringConfig | None = None
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    #: A second feature DAG (``<name>_features_backfill``) whose runs are this wide (e.g.
+    #: ``@monthly``): each day still gets its own ingest and validation task instance and
+    #: partition, and the features of the run's days come from one Spark job.
+    backfill_interval: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -664,6 +668,18 @@ class PipelineConfig(_Model):
     @classmethod
     def _cadence(cls, value: str) -> str:
         return validate_cadence(value)
+
+    @field_validator("backfill_interval")
+    @classmethod
+    def _backfill_interval(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        validate_cadence(value)
+        if value == "@once" or cadence_is_sub_daily(value):
+            raise ValueError(
+                f"backfill_interval {value!r} must be a day or wider (e.g. '@monthly', '@weekly')"
+            )
+        return value
 
     @field_validator("datasets")
     @classmethod

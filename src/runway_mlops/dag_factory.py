@@ -179,6 +179,117 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
     return dag
 
 
+def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> DAG:
+    """``<pipeline>_features_backfill``: runs ``backfill_interval`` wide, days kept apart.
+
+    ::
+
+        plan_days >> day.ingest_raw >> day.validate_raw   (a mapped task group per day)
+                  >> validated_days >> build_features     (one Spark job for the days)
+                     day.*          >> check_days         (fails naming days that failed)
+    """
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG, TriggerRule, task_group
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    from runway_mlops import airflow_tasks
+    from runway_mlops.features.job import SPARK_CONF
+    from runway_mlops.operators import FeatureSubmitOperator
+
+    assert pipeline.backfill_interval is not None
+    zone, start, end = _dag_dates(pipeline)
+    kwargs = {"pipeline_name": pipeline.name}
+    with DAG(
+        dag_id=f"{pipeline.name}_features_backfill",
+        description=f"{pipeline.name}: features for {pipeline.backfill_interval} intervals, "
+        "one partition per day",
+        doc_md=textwrap.dedent(
+            f"""\
+            ### {pipeline.name}: wide feature runs (backfills)
+
+            The same stages as `{pipeline.name}_features`, for a `{pipeline.backfill_interval}`
+            data interval: **plan_days** lists its local days; a **day** task group per day
+            runs **ingest_raw** and **validate_raw** for that day alone (the day is the map
+            index label: clear one day to rerun it); **build_features** builds the features
+            of every day that passed in one Spark job (one JVM for the interval instead of
+            one per day), still one partition per day; **check_days** fails the run, naming
+            them, if some days did not pass. Partitions, reports and Asset events are the
+            daily DAG's: use either, or both, for any day.
+
+            Backfill history here (*Trigger → Backfill*, or `runway airflow backfill create
+            --dag-id {pipeline.name}_features_backfill ...`).
+            """
+        ),
+        schedule=CronDataIntervalTimetable(_cron(pipeline.backfill_interval), timezone=zone),
+        start_date=start,
+        end_date=end,
+        catchup=False,
+        max_active_runs=pipeline.max_active_runs,
+        default_args=_default_args(pipeline),
+        tags=["runway", "features", "backfill", pipeline.name, *pipeline.tags],
+    ) as dag:
+        plan_days = PythonOperator(
+            task_id="plan_days",
+            python_callable=airflow_tasks.plan_days,
+            op_kwargs=kwargs,
+            doc_md="The local days of the run's data interval.",
+        )
+
+        @task_group(group_id="day")
+        def day(ds: str) -> None:
+            ingest_raw = PythonOperator(
+                task_id="ingest_raw",
+                python_callable=airflow_tasks.ingest_day,
+                op_kwargs={**kwargs, "ds": ds},
+                map_index_template="{{ task.op_kwargs['ds'] }}",
+                doc_md="Copy one day's deliveries into the lake's raw zone.",
+            )
+            validate_raw = PythonOperator(
+                task_id="validate_raw",
+                python_callable=airflow_tasks.validate_day,
+                op_kwargs={**kwargs, "ds": ds},
+                map_index_template="{{ task.op_kwargs['ds'] }}",
+                doc_md="Great Expectations checks of one day; failures quarantine it.",
+            )
+            ingest_raw >> validate_raw
+
+        days = day.expand(ds=plan_days.output)
+        validated_days = PythonOperator(
+            task_id="validated_days",
+            python_callable=airflow_tasks.validated_days,
+            trigger_rule=TriggerRule.ALL_DONE,
+            doc_md="The days that passed validation (skips if none did).",
+        )
+        build_features = FeatureSubmitOperator(
+            task_id="build_features",
+            pipeline_name=pipeline.name,
+            application=str(settings.project_root / "jobs" / "build_features.py"),
+            conn_id="spark_default",
+            name=f"runway-features-{pipeline.name}",
+            conf=dict(SPARK_CONF),
+            application_args=[
+                "--pipeline",
+                pipeline.name,
+                "--days",
+                "{{ ti.xcom_pull(task_ids='validated_days') }}",
+                "--run-id",
+                "{{ run_id }}",
+            ],
+            outlets=[feature_asset(pipeline.name)],
+            doc_md="One Spark job for the days that passed; one feature partition per day.",
+        )
+        check_days = PythonOperator(
+            task_id="check_days",
+            python_callable=airflow_tasks.check_days,
+            op_kwargs=kwargs,
+            trigger_rule=TriggerRule.ALL_DONE,
+            doc_md="Fail the run, naming them, if some days did not pass.",
+        )
+        days >> validated_days >> build_features
+        days >> check_days
+    return dag
+
+
 _PRESET_CRON = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
@@ -601,6 +712,8 @@ def build_dags(config_dir: Path | None = None) -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     for pipeline in load_pipelines(settings.config_dir).values():
         built = [build_feature_dag(pipeline, settings)]
+        if pipeline.backfill_interval:
+            built.append(build_backfill_dag(pipeline, settings))
         if pipeline.training is not None:
             built.append(build_training_dag(pipeline, settings))
         if pipeline.inference is not None:

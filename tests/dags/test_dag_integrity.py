@@ -96,6 +96,7 @@ def test_parsing_opens_no_connection_and_imports_nothing_heavy(tmp_path: Path) -
     assert report["heavy"] == []
     assert report["dags"] == [
         "flights_features",
+        "flights_features_backfill",
         "flights_inference",
         "flights_monitoring",
         "flights_training",
@@ -165,3 +166,26 @@ def test_micro_batch_cadence_is_the_only_change(tmp_path: Path) -> None:
     # Outcomes are still judged per day.
     assert micro["flights_monitoring"].timetable._expression == "0 0 * * *"
     assert micro["flights_training"].timetable == daily["flights_training"].timetable
+
+
+def test_backfill_dag_keeps_each_day_apart(dagbag) -> None:
+    dag = dagbag.dags["flights_features_backfill"]
+    assert dag.timetable._expression == "0 0 1 * *"  # @monthly, local midnight
+    assert str(dag.timetable._timezone.name) == "America/New_York"
+    ids = {t.task_id for t in dag.tasks}
+    assert ids == {
+        "plan_days",
+        "day.ingest_raw",
+        "day.validate_raw",
+        "validated_days",
+        "build_features",
+        "check_days",
+    }
+    assert "day.ingest_raw" in dag.get_task("day.validate_raw").upstream_task_ids
+    spark = dag.get_task("build_features")
+    assert "--days" in spark.application_args
+    assert [o.name for o in spark.outlets] == ["flights_features"]
+    # A day that fails must fail the run (check_days is a leaf), not hide behind the
+    # features of the days that passed.
+    leaves = {t.task_id for t in dag.tasks if not t.downstream_task_ids}
+    assert leaves == {"build_features", "check_days"}

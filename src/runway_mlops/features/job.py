@@ -503,7 +503,7 @@ def _count_rows(folder: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for spark-submit.
 
-    ``build_features.py --pipeline NAME (--ds YYYY-MM-DD | --from YYYY-MM-DD --to YYYY-MM-DD)``;
+    ``build_features.py --pipeline NAME (--ds D | --from D --to D | --days D1,D2,...)``;
     prints one ``RUNWAY_RESULT <json>`` line per day built.
     """
     parser = argparse.ArgumentParser(prog="build_features", description=__doc__)
@@ -516,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="YYYY-MM-DD",
         help="first day of a range to build in one Spark job (with --to)",
     )
+    when.add_argument(
+        "--days", metavar="D1,D2,...", help="comma-separated days to build in one Spark job"
+    )
     parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day of the range")
     parser.add_argument("--run-id", default=None)
     args = parser.parse_args(argv)
@@ -526,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = get_pipeline(settings, args.pipeline)
         if args.ds:
             days = [parse_date(args.ds)]
+        elif args.days:
+            days = [parse_date(d.strip(), "--days date") for d in args.days.split(",") if d.strip()]
+            if not days:
+                raise ConfigError("--days lists no day")
         else:
             first = parse_date(args.date_from, "--from date")
             last = parse_date(args.date_to, "--to date")

@@ -1,0 +1,65 @@
+"""A wide feature run through the real scheduler: one Spark job, every day kept apart.
+
+On the shared stack (clean deliveries for 2013-01-01 .. 01-10), a run of
+``flights_features_backfill`` over 2013-01-09 .. 01-11 whose last day's delivery is a
+truncated file: the two good days are ingested, validated and featurised (one Spark job,
+one partition each), the bad day fails alone as its own mapped task instance and is
+quarantined, and the run fails naming it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from runway_mlops import catalog
+from runway_mlops.demo import local_midnight, wait_for_dag, wait_for_run
+from runway_mlops.lake import Lake
+from runway_mlops.storage import LocalStore
+
+DAG_ID = "flights_features_backfill"
+DAYS = [dt.date(2013, 1, 9), dt.date(2013, 1, 10), dt.date(2013, 1, 11)]
+
+
+@pytest.fixture(scope="module")
+def wide_run(airflow_stack, flights_pipeline):
+    stack = airflow_stack
+    landing = LocalStore(stack.settings.landing_uri)
+    landing.write("flights/ds=2013-01-11/flights.csv", b"year,month,day\n2013,1,11,")  # cut off
+    start = local_midnight(DAYS[0], flights_pipeline)
+    end = local_midnight(DAYS[-1] + dt.timedelta(days=1), flights_pipeline)
+    with stack.api() as api:
+        wait_for_dag(api, DAG_ID, stack.procs, timeout=300)
+        run = api.trigger(DAG_ID, logical_date=start, data_interval=(start, end))
+        finished = wait_for_run(api, DAG_ID, run["dag_run_id"], stack.procs, timeout=900)
+        tasks = api.task_instances(DAG_ID, run["dag_run_id"])
+    return stack, finished, tasks
+
+
+def test_the_good_days_get_features_from_one_job(wide_run, flights_pipeline) -> None:
+    stack, run, tasks = wide_run
+    lake = Lake(stack.settings.lake_dir)
+    for ds in DAYS[:2]:
+        manifest = lake.manifest("features", "flights", "flights", ds)
+        assert manifest["run_id"] == run["dag_run_id"]
+        assert manifest["rows"] > 400
+    assert not lake.exists("features", "flights", "flights", DAYS[2])
+    spark = [t for t in tasks if t["task_id"] == "build_features"]
+    assert [t["state"] for t in spark] == ["success"]
+
+
+def test_each_day_is_its_own_task_instance_and_the_bad_one_fails_the_run(wide_run) -> None:
+    stack, run, tasks = wide_run
+    ingest = {
+        t.get("rendered_map_index"): t["state"] for t in tasks if t["task_id"] == "day.ingest_raw"
+    }
+    assert ingest == {"2013-01-09": "success", "2013-01-10": "success", "2013-01-11": "failed"}
+    # A task that never ran has no rendered label: its map index is the day's place.
+    validate = {t["map_index"]: t["state"] for t in tasks if t["task_id"] == "day.validate_raw"}
+    assert validate == {0: "success", 1: "success", 2: "upstream_failed"}
+    check = [t for t in tasks if t["task_id"] == "check_days"]
+    assert [t["state"] for t in check] == ["failed"]
+    assert run["state"] == "failed"
+    entries = catalog.list_quarantine(stack.settings.database_url, "flights")
+    assert any(e.ds == DAYS[2] and e.scope == "delivery" for e in entries)
