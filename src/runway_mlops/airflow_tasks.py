@@ -509,9 +509,11 @@ def score_micro_batch(pipeline_name: str, **context: Any) -> dict[str, Any]:
     scoring = _scoring_context(context)
     done = {}
     for ds in sorted(days):
-        for result in _run_stage(
-            lambda ds=ds: score.score_new(settings, pipeline, ds, clock, scoring)
-        ):
+
+        def score_day(day: dt.date = ds) -> list[Any]:
+            return score.score_new(settings, pipeline, day, clock, scoring)
+
+        for result in _run_stage(score_day):
             print(result.summary())
             done[f"{ds.isoformat()}/{result.role}"] = result.rows
     return {"clock": clock.isoformat() if clock else None, "rows": done}
