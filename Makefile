@@ -83,9 +83,11 @@ lock:  ## Re-resolve requirements/*.txt from pyproject.toml (needs uv)
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q --no-header --annotation-style line -o requirements/runtime.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements/runtime.txt --python-version 3.11 -q --no-header --annotation-style line -o requirements/dev.txt
 
-bench: setup  ## Measure the feature backfill and Spark vs a cluster vs DuckDB at scale (writes bench/results/)
+bench: setup  ## Measure backfills (day- and month-wide, vs a plain script) and Spark at scale (writes bench/results/)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/bench.txt
 	$(BIN)/python bench/feature_backfill.py
+	$(BIN)/python bench/plain_year.py
+	$(BIN)/python bench/year_backfill.py --dag flights_features_backfill --from 2013-01-01 --to 2013-12-31
 	$(BIN)/python bench/scale.py
 
 clean:  ## Remove local state (.runway) but keep the virtualenv
