@@ -68,20 +68,31 @@ def wait_for_run(
     *,
     timeout: float,
     until_task_state: tuple[str, str] | None = None,
+    settle_seconds: float = 10.0,
 ) -> dict[str, Any]:
     """Poll a DAG run until it finishes (or until a task reaches a state); return the run.
 
-    ``until_task_state=("approve_promotion", "awaiting_input")`` returns as soon as that
-    task waits for a person.
+    ``until_task_state=("approve_promotion", "awaiting_input")`` returns once that task
+    has waited for a person for ``settle_seconds``. A task reports ``awaiting_input``
+    just before its process exits, and the worker's final report can put the state back
+    to ``awaiting_input`` after a response already resumed it: Airflow then only finds
+    the response at the request's deadline (hours later). Answering after the state
+    settled avoids that window (seen twice in CI with an immediate answer).
     """
     deadline = time.monotonic() + timeout
+    seen_since: float | None = None
     while True:
         run = api.dag_run(dag_id, run_id)
         if until_task_state is not None:
             task_id, state = until_task_state
             states = {t["task_id"]: t["state"] for t in api.task_instances(dag_id, run_id)}
             if states.get(task_id) == state:
-                return run
+                seen_since = seen_since if seen_since is not None else time.monotonic()
+                if time.monotonic() - seen_since >= settle_seconds:
+                    return run
+                time.sleep(1)
+                continue
+            seen_since = None
         if run["state"] in ("success", "failed"):
             return run
         if procs:
