@@ -110,14 +110,14 @@ def _validated(context: dict[str, Any]) -> list[str]:
     return sorted(str(v["ds"]) for v in pulled if v)
 
 
-def validated_days(**context: Any) -> str:
+def validated_days(**context: Any) -> dict[str, list[str]]:
     """The days whose validation passed, for the one Spark job (skips if there is none)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     days = _validated(context)
     if not days:
         raise AirflowSkipException("no day of this run passed validation: no features to build")
-    return ",".join(days)
+    return {"days": days}
 
 
 def check_days(pipeline_name: str, **context: Any) -> list[str]:
@@ -192,28 +192,28 @@ def _validate_micro_batch(
     return {
         "batch": batch.get("batch"),
         "days": [d.isoformat() for d in ready],
-        "first_day": ready[0].isoformat(),
-        "last_day": ready[-1].isoformat(),
         "clock": batch.get("clock"),
     }
 
 
-def feature_event_extra(pipeline_name: str, context: dict[str, Any]) -> dict[str, Any]:
+def feature_event_extra(
+    pipeline_name: str, context: dict[str, Any], days_task: str | None = None
+) -> dict[str, Any]:
     """What the feature Asset event carries: the day(s), the feature version and the path.
 
-    On the micro-batch path also the batch id and the stream clock, so inference scores
+    A daily run built the day of its data interval. A run whose days come from an
+    upstream task (``days_task``: a micro-batch's ``validate_raw``, a wide run's
+    ``validated_days``) built the days in that task's XCom; the event lists them, and a
+    micro-batch's also carries the batch id and the stream clock, so inference scores
     exactly the days the batch changed, and only rows still ahead of the clock.
     """
     from runway_mlops.lake import open_lake
 
     settings, pipeline = _load(pipeline_name)
-    wide = context["dag"].dag_id.endswith("_features_backfill") if context.get("dag") else False
-    if pipeline.micro_batch and not wide:
-        batch = context["ti"].xcom_pull(task_ids="validate_raw") or {}
-        ds = dt.date.fromisoformat(batch["last_day"])
-    elif wide:
-        built = str(context["ti"].xcom_pull(task_ids="validated_days") or "").split(",")
-        ds = dt.date.fromisoformat(built[-1])
+    built: dict[str, Any] = {}
+    if days_task:
+        built = context["ti"].xcom_pull(task_ids=days_task) or {}
+        ds = dt.date.fromisoformat(built["days"][-1])
     else:
         ds = partition_day(context["data_interval_start"], pipeline.timezone)
     lake = open_lake(settings)
@@ -225,10 +225,7 @@ def feature_event_extra(pipeline_name: str, context: dict[str, Any]) -> dict[str
         "rows": manifest.get("rows"),
         "path": lake.location("features", pipeline.name, pipeline.features.entity, ds),
     }
-    if pipeline.micro_batch and not wide:
-        extra.update(days=batch["days"], batch=batch["batch"], clock=batch["clock"])
-    elif wide:
-        extra["days"] = built
+    extra.update({k: built[k] for k in ("days", "batch", "clock") if k in built})
     return extra
 
 

@@ -122,23 +122,16 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     from runway_mlops import airflow_tasks
-    from runway_mlops.features.job import SPARK_CONF
-    from runway_mlops.operators import FeatureSubmitOperator
 
     zone, start, end = _dag_dates(pipeline)
     default_args = _default_args(pipeline)
     if pipeline.micro_batch:
         # The days the batch changed, as validate_raw handed them on.
-        batch = "ti.xcom_pull(task_ids='validate_raw')"
-        days = [
-            "--from",
-            f"{{{{ {batch}['first_day'] }}}}",
-            "--to",
-            f"{{{{ {batch}['last_day'] }}}}",
-        ]
+        days_task: str | None = "validate_raw"
+        days = ["--days", "{{ ti.xcom_pull(task_ids='validate_raw')['days'] | join(',') }}"]
     else:
         day = f"{{{{ data_interval_start.in_timezone('{pipeline.timezone}').to_date_string() }}}}"
-        days = ["--ds", day]
+        days_task, days = None, ["--ds", day]
     with DAG(
         dag_id=f"{pipeline.name}_features",
         description=f"{pipeline.name}: ingest, validate and build features for one interval",
@@ -164,16 +157,12 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
             op_kwargs={"pipeline_name": pipeline.name},
             doc_md="Great Expectations checks; failures quarantine data and block features.",
         )
-        build_features = FeatureSubmitOperator(
-            task_id="build_features",
-            pipeline_name=pipeline.name,
-            application=str(settings.project_root / "jobs" / "build_features.py"),
-            conn_id="spark_default",
-            name=f"runway-features-{pipeline.name}",
-            conf=dict(SPARK_CONF),
-            application_args=["--pipeline", pipeline.name, *days, "--run-id", "{{ run_id }}"],
-            outlets=[feature_asset(pipeline.name)],
-            doc_md="Spark job: the point-in-time-correct feature partition of the day.",
+        build_features = _feature_job(
+            pipeline,
+            settings,
+            days,
+            days_task,
+            "Spark job: the point-in-time-correct feature partition of the day.",
         )
         ingest_raw >> validate_raw >> build_features
     return dag
@@ -193,8 +182,6 @@ def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     from runway_mlops import airflow_tasks
-    from runway_mlops.features.job import SPARK_CONF
-    from runway_mlops.operators import FeatureSubmitOperator
 
     assert pipeline.backfill_interval is not None
     zone, start, end = _dag_dates(pipeline)
@@ -260,23 +247,12 @@ def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
             trigger_rule=TriggerRule.ALL_DONE,
             doc_md="The days that passed validation (skips if none did).",
         )
-        build_features = FeatureSubmitOperator(
-            task_id="build_features",
-            pipeline_name=pipeline.name,
-            application=str(settings.project_root / "jobs" / "build_features.py"),
-            conn_id="spark_default",
-            name=f"runway-features-{pipeline.name}",
-            conf=dict(SPARK_CONF),
-            application_args=[
-                "--pipeline",
-                pipeline.name,
-                "--days",
-                "{{ ti.xcom_pull(task_ids='validated_days') }}",
-                "--run-id",
-                "{{ run_id }}",
-            ],
-            outlets=[feature_asset(pipeline.name)],
-            doc_md="One Spark job for the days that passed; one feature partition per day.",
+        build_features = _feature_job(
+            pipeline,
+            settings,
+            ["--days", "{{ ti.xcom_pull(task_ids='validated_days')['days'] | join(',') }}"],
+            "validated_days",
+            "One Spark job for the days that passed; one feature partition per day.",
         )
         check_days = PythonOperator(
             task_id="check_days",
@@ -288,6 +264,31 @@ def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
         days >> validated_days >> build_features
         days >> check_days
     return dag
+
+
+def _feature_job(
+    pipeline: PipelineConfig,
+    settings: PlatformSettings,
+    days: list[str],
+    days_task: str | None,
+    doc: str,
+) -> Any:
+    """The ``build_features`` task: ``jobs/build_features.py`` on ``spark_default``."""
+    from runway_mlops.features.job import SPARK_CONF
+    from runway_mlops.operators import FeatureSubmitOperator
+
+    return FeatureSubmitOperator(
+        task_id="build_features",
+        pipeline_name=pipeline.name,
+        days_task=days_task,
+        application=str(settings.project_root / "jobs" / "build_features.py"),
+        conn_id="spark_default",
+        name=f"runway-features-{pipeline.name}",
+        conf=dict(SPARK_CONF),
+        application_args=["--pipeline", pipeline.name, *days, "--run-id", "{{ run_id }}"],
+        outlets=[feature_asset(pipeline.name)],
+        doc_md=doc,
+    )
 
 
 _PRESET_CRON = {

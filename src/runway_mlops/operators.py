@@ -15,18 +15,21 @@ class FeatureSubmitOperator(SparkSubmitOperator):
     The master comes from the ``spark_default`` connection (``local[*]`` on embedded
     defaults, a cluster in production). After the job succeeds the feature Asset event
     carries ``ds``, ``feature_version``, ``rows`` and ``path`` from the partition's
-    manifest, so the pipelines that follow the Asset know exactly what changed.
+    manifest (and ``days`` for a run that built several), so the pipelines that follow
+    the Asset know exactly what changed.
     """
 
-    def __init__(self, *, pipeline_name: str, **kwargs: Any) -> None:
+    def __init__(self, *, pipeline_name: str, days_task: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pipeline_name = pipeline_name
+        #: The upstream task whose XCom lists the days built (none: the interval's day).
+        self.days_task = days_task
 
     def execute(self, context: Any) -> None:
         from runway_mlops.airflow_tasks import feature_event_extra
 
         super().execute(context)
-        extra = feature_event_extra(self.pipeline_name, context)
+        extra = feature_event_extra(self.pipeline_name, context, self.days_task)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         self.log.info("feature partition %s (version %s)", extra["path"], extra["feature_version"])

@@ -34,6 +34,8 @@ class ObjectStore(Protocol):
 
     def write(self, key: str, data: bytes) -> None: ...
 
+    def read_optional(self, key: str) -> bytes | None: ...
+
     def describe(self, key: str) -> str: ...
 
 
@@ -62,6 +64,13 @@ class LocalStore:
 
     def read(self, key: str) -> bytes:
         return (self.root / key).read_bytes()
+
+    def read_optional(self, key: str) -> bytes | None:
+        """The object's bytes, or None if there is no such object."""
+        try:
+            return self.read(key)
+        except FileNotFoundError:
+            return None
 
     def write(self, key: str, data: bytes) -> None:
         path = self.root / key

@@ -137,14 +137,7 @@ class CommitLog:
 
     def get(self, end: dt.datetime) -> dict[str, Any] | None:
         """The commit of the batch whose window ends at ``end``, if it committed."""
-        key = self._key(end)
-        if isinstance(self.store, LocalStore):
-            try:
-                data: bytes | None = self.store.read(key)
-            except FileNotFoundError:
-                data = None
-        else:
-            data = self.store.read_optional(key)  # type: ignore[attr-defined]
+        data = self.store.read_optional(self._key(end))
         return None if data is None else json.loads(data)
 
     def write(self, end: dt.datetime, body: dict[str, Any]) -> None:
@@ -213,8 +206,6 @@ class MicroBatchResult:
         return {
             "batch": self.batch,
             "days": [d.isoformat() for d in self.days],
-            "first_day": self.days[0].isoformat() if self.days else None,
-            "last_day": self.days[-1].isoformat() if self.days else None,
             "closed": [d.isoformat() for d in self.closed],
             "clock": self.clock.isoformat() if self.clock else None,
             "datasets": {name: asdict(d) for name, d in self.datasets.items()},

@@ -158,7 +158,8 @@ def test_micro_batch_cadence_is_the_only_change(tmp_path: Path) -> None:
     spark = features.get_task("build_features")
     assert spark.application.endswith("jobs/build_features.py")
     args = " ".join(spark.application_args)
-    assert "--from" in args and "validate_raw" in args and "--ds" not in args
+    assert "--days" in args and "validate_raw" in args and "--ds" not in args
+    assert spark.days_task == "validate_raw"  # the Asset event lists the batch's days
 
     inference = micro["flights_inference"]
     assert [t.task_id for t in inference.tasks] == ["score_new"]
@@ -184,6 +185,7 @@ def test_backfill_dag_keeps_each_day_apart(dagbag) -> None:
     assert "day.ingest_raw" in dag.get_task("day.validate_raw").upstream_task_ids
     spark = dag.get_task("build_features")
     assert "--days" in spark.application_args
+    assert spark.days_task == "validated_days"
     assert [o.name for o in spark.outlets] == ["flights_features"]
     # A day that fails must fail the run (check_days is a leaf), not hide behind the
     # features of the days that passed.
