@@ -196,6 +196,47 @@ def _validate_micro_batch(
     }
 
 
+def _built_days(pipeline: Any, context: dict[str, Any], days_task: str | None) -> list[dt.date]:
+    """The days ``build_features`` builds: ``days_task``'s XCom, or the interval's day."""
+    if days_task:
+        built = context["ti"].xcom_pull(task_ids=days_task) or {}
+        return [dt.date.fromisoformat(d) for d in built.get("days") or []]
+    return [partition_day(context["data_interval_start"], pipeline.timezone)]
+
+
+def history_settled(pipeline_name: str, days_task: str | None = None, **context: Any) -> bool:
+    """Sensor ``wait_for_history``: the earlier days the build reads are not in flight.
+
+    Without it a backfill with several active runs builds a day before the day before it
+    has been validated: shorter windows, features that depend on the order runs finished
+    in. It waits while an earlier day the features read (see
+    :func:`runway_mlops.features.job.unsettled_history`) is neither validated nor
+    quarantined *and* a running run of the pipeline's feature DAGs owns it; a day no run
+    is processing never came (or is queued behind this one) and only shortens the windows,
+    as the partition's manifest records. The run's own days are decided by the run.
+    """
+    from runway_mlops.dag_factory import feature_run_dates
+    from runway_mlops.features.job import unsettled_history
+
+    settings, pipeline = _load(pipeline_name)
+    if pipeline.micro_batch:
+        return True  # one batch at a time: earlier batches have committed their days
+    days = _built_days(pipeline, context, days_task)
+    ti = context["ti"]
+    own = [dt.date.fromisoformat(d) for d in ti.xcom_pull(task_ids="plan_days") or []]
+    pending = unsettled_history(settings, pipeline, days, settled=[*days, *own])
+    earlier = sorted({d for per_day in pending.values() for ds in per_day.values() for d in ds})
+    in_flight: dict[dt.date, str] = {}
+    for day in earlier:
+        for dag_id, logical_date in feature_run_dates(pipeline, day).items():
+            if ti.get_dr_count(dag_id=dag_id, logical_dates=[logical_date], states=["running"]):
+                in_flight[day] = dag_id
+                break
+    for day, dag_id in in_flight.items():
+        print(f"waiting for {pipeline.name} of {day}: a running {dag_id} run is validating it")
+    return not in_flight
+
+
 def feature_event_extra(
     pipeline_name: str, context: dict[str, Any], days_task: str | None = None
 ) -> dict[str, Any]:
@@ -210,12 +251,8 @@ def feature_event_extra(
     from runway_mlops.lake import open_lake
 
     settings, pipeline = _load(pipeline_name)
-    built: dict[str, Any] = {}
-    if days_task:
-        built = context["ti"].xcom_pull(task_ids=days_task) or {}
-        ds = dt.date.fromisoformat(built["days"][-1])
-    else:
-        ds = partition_day(context["data_interval_start"], pipeline.timezone)
+    built = (context["ti"].xcom_pull(task_ids=days_task) or {}) if days_task else {}
+    ds = _built_days(pipeline, context, days_task)[-1]
     lake = open_lake(settings)
     manifest = lake.manifest("features", pipeline.name, pipeline.features.entity, ds)
     extra = {

@@ -326,6 +326,8 @@ class FeaturesConfig(_Model):
     #: Same-day aggregates; computed only when the cadence is micro-batch.
     intraday: IntradayFeatures | None = None
     asof: list[AsofFeatures] = Field(default_factory=list)
+    #: How long a build waits for the earlier days its windows read to be validated.
+    wait_for_history_minutes: int = Field(default=360, ge=1)
 
     @model_validator(mode="after")
     def _intraday_names_are_free(self) -> FeaturesConfig:

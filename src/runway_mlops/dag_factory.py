@@ -6,7 +6,7 @@ database, no network, no pandas/Spark/GX import (those load inside the tasks).
 
 The feature pipeline, one DAG per pipeline (``<name>_features``)::
 
-    ingest_raw  >>  validate_raw  >>  build_features  --> Asset "<name>_features"
+    ingest_raw >> validate_raw >> wait_for_history >> build_features  --> Asset "<name>_features"
 
 Each run owns the local calendar day its data interval starts on (the pipeline's
 ``timezone``); the schedule is the pipeline's ``cadence``. ``catchup`` is off: history is
@@ -73,7 +73,10 @@ def _doc(pipeline: PipelineConfig) -> str:
         2. **validate_raw**: Great Expectations checks from the pipeline file; bad rows
            and blocked days go to quarantine (`runway quarantine list`). The report opens
            from this task's *Validation report* link or *Browse → Validation reports*.
-        3. **build_features**: the Spark job `jobs/build_features.py` writes the
+        3. **wait_for_history**: wait until the earlier days the trailing windows and
+           as-of lookbacks read have been validated (or quarantined), so a backfill with
+           several active runs gives the features a day-by-day run gives.
+        4. **build_features**: the Spark job `jobs/build_features.py` writes the
            point-in-time-correct feature partition and updates the Asset
            `{pipeline.name}_features`.
 
@@ -116,7 +119,7 @@ def _default_args(pipeline: PipelineConfig) -> dict[str, Any]:
 
 
 def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> DAG:
-    """The ``<pipeline>_features`` DAG: ingest_raw >> validate_raw >> build_features."""
+    """``<pipeline>_features``: ingest_raw >> validate_raw >> wait_for_history >> build_features."""
     from airflow.providers.standard.operators.python import PythonOperator
     from airflow.sdk import DAG
     from airflow.timetables.interval import CronDataIntervalTimetable
@@ -164,7 +167,7 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
             days_task,
             "Spark job: the point-in-time-correct feature partition of the day.",
         )
-        ingest_raw >> validate_raw >> build_features
+        ingest_raw >> validate_raw >> _wait_for_history(pipeline, days_task) >> build_features
     return dag
 
 
@@ -174,7 +177,7 @@ def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
     ::
 
         plan_days >> day.ingest_raw >> day.validate_raw   (a mapped task group per day)
-                  >> validated_days >> build_features     (one Spark job for the days)
+                  >> validated_days >> wait_for_history >> build_features  (one Spark job)
                      day.*          >> check_days         (fails naming days that failed)
     """
     from airflow.providers.standard.operators.python import PythonOperator
@@ -261,9 +264,45 @@ def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
             trigger_rule=TriggerRule.ALL_DONE,
             doc_md="Fail the run, naming them, if some days did not pass.",
         )
-        days >> validated_days >> build_features
+        wait_for_history = _wait_for_history(pipeline, "validated_days")
+        days >> validated_days >> wait_for_history >> build_features
         days >> check_days
     return dag
+
+
+def feature_run_dates(pipeline: PipelineConfig, day: dt.date) -> dict[str, Any]:
+    """The logical date of the run of each feature DAG that owns local day ``day``."""
+    import pendulum
+    from croniter import croniter
+
+    zone = pendulum.timezone(pipeline.timezone)
+    # Just after the day's local midnight: the latest fire at or before it starts the run.
+    after = pendulum.datetime(day.year, day.month, day.day, tz=zone).add(seconds=1)
+    dags = {f"{pipeline.name}_features": pipeline.cadence}
+    if pipeline.backfill_interval:
+        dags[f"{pipeline.name}_features_backfill"] = pipeline.backfill_interval
+    return {
+        dag_id: pendulum.instance(croniter(_cron(cadence), after).get_prev(dt.datetime), tz=zone)
+        for dag_id, cadence in dags.items()
+    }
+
+
+def _wait_for_history(pipeline: PipelineConfig, days_task: str | None) -> Any:
+    """``wait_for_history``: the earlier days the features read have been validated."""
+    from runway_mlops import airflow_tasks
+    from runway_mlops.operators import PartitionSensor
+
+    return PartitionSensor(
+        task_id="wait_for_history",
+        check=airflow_tasks.history_settled,
+        check_kwargs={"days_task": days_task},
+        pipeline_name=pipeline.name,
+        poke_interval=15,
+        timeout=pipeline.features.wait_for_history_minutes * 60,
+        doc_md="Wait until the earlier days the trailing windows and as-of lookbacks read "
+        "have been validated (or quarantined), so a day's features do not depend on the "
+        "order in which a backfill's runs finish.",
+    )
 
 
 def _feature_job(

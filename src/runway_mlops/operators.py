@@ -44,12 +44,20 @@ class PartitionSensor(BaseSensorOperator):
     for the timeout. Run in ``reschedule`` mode: no worker slot is held while waiting.
     """
 
-    def __init__(self, *, check: Callable[..., bool], pipeline_name: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        check: Callable[..., bool],
+        pipeline_name: str,
+        check_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", 60)
         super().__init__(**kwargs)
         self.check = check
         self.pipeline_name = pipeline_name
+        self.check_kwargs = dict(check_kwargs or {})
 
     def poke(self, context: Any) -> bool:
-        return bool(self.check(self.pipeline_name, **context))
+        return bool(self.check(self.pipeline_name, **self.check_kwargs, **context))

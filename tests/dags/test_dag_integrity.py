@@ -49,6 +49,7 @@ def test_feature_dag_shape(dagbag) -> None:
     assert [t.task_id for t in dag.topological_sort()] == [
         "ingest_raw",
         "validate_raw",
+        "wait_for_history",
         "build_features",
     ]
     spark = dag.get_task("build_features")
@@ -151,6 +152,7 @@ def test_micro_batch_cadence_is_the_only_change(tmp_path: Path) -> None:
     assert [t.task_id for t in features.topological_sort()] == [
         "ingest_raw",
         "validate_raw",
+        "wait_for_history",
         "build_features",
     ]
     assert features.timetable._expression == "*/5 * * * *"
@@ -179,6 +181,7 @@ def test_backfill_dag_keeps_each_day_apart(dagbag) -> None:
         "day.ingest_raw",
         "day.validate_raw",
         "validated_days",
+        "wait_for_history",
         "build_features",
         "check_days",
     }

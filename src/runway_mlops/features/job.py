@@ -184,6 +184,71 @@ def missing_feature_inputs(
     return dict(sorted(problems.items()))
 
 
+def _earlier_days_read(pipeline: PipelineConfig, ds: dt.date) -> dict[str, list[dt.date]]:
+    """Earlier days (per dataset) the features of ``ds`` read: trailing windows, as-of reach.
+
+    Days before the pipeline's ``start_date`` are left out: they are not expected.
+    """
+    features = pipeline.features
+    read: dict[str, set[dt.date]] = {}
+    if features.trailing:
+        longest = max(features.trailing.windows_days)
+        read.setdefault(features.entity, set()).update(
+            ds - dt.timedelta(days=i) for i in range(1, longest + 1)
+        )
+    for asof in features.asof:
+        reach = dt.timedelta(minutes=asof.max_age_minutes + features.prediction_lead_minutes)
+        read.setdefault(asof.dataset, set()).update(
+            ds - dt.timedelta(days=i) for i in range(1, reach.days + 2)
+        )
+    return {
+        dataset: sorted(d for d in days if d >= pipeline.start_date)
+        for dataset, days in read.items()
+    }
+
+
+def unsettled_history(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    days: list[dt.date],
+    *,
+    settled: Iterable[dt.date] = (),
+) -> dict[dt.date, dict[str, list[dt.date]]]:
+    """Earlier days the features of ``days`` read that have not been through validation yet.
+
+    The features of a day read earlier days (trailing windows, the as-of lookback). A
+    build before those days have settled would quietly use shorter windows, and a day's
+    features would depend on the order in which concurrent runs happened to finish (a
+    backfill with several active runs). A day is settled for a dataset once it has a
+    validated partition or a validation result (a failed day stays out of the windows,
+    as the manifest records), and for every dataset once something of it is quarantined
+    (a corrupt delivery). Days in ``settled`` (the run's own days, decided by the run)
+    and days before ``start_date`` are left out. Returns, per day of ``days``, the
+    unsettled earlier days per dataset (the ``wait_for_history`` sensor waits for those
+    a running DAG run is processing; the others never came, and only shorten windows).
+    """
+    lake = open_lake(settings)
+    wanted = {ds: _earlier_days_read(pipeline, ds) for ds in sorted(set(days))}
+    datasets = {name for per_day in wanted.values() for name in per_day}
+    done: dict[str, set[dt.date]] = {
+        name: set(lake.partitions("validated", pipeline.name, name)) for name in datasets
+    }
+    for record in catalog.list_validations(settings.database_url, pipeline.name):
+        done.setdefault(record.dataset, set()).add(record.ds)
+    # A quarantine entry settles its whole day: a corrupt delivery of one dataset stops
+    # the day's validation, so the day's other datasets will not be validated either.
+    own = set(settled) | {
+        e.ds for e in catalog.list_quarantine(settings.database_url, pipeline.name)
+    }
+    pending: dict[dt.date, dict[str, list[dt.date]]] = {}
+    for ds, per_day in wanted.items():
+        for name, earlier in per_day.items():
+            waiting = [d for d in earlier if d not in done.get(name, set()) and d not in own]
+            if waiting:
+                pending.setdefault(ds, {})[name] = waiting
+    return pending
+
+
 def _missing_message(pipeline: str, days: list[dt.date], problems: dict[dt.date, list[str]]) -> str:
     hint = "see `runway quarantine list` and the validation report"
     if len(days) == 1:
