@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.runway-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup java browser demo replay stream mlflow up prod test test-unit test-dags test-integration test-e2e lint lock bench clean
+.PHONY: help setup java browser demo replay stream mlflow up prod test test-unit test-dags test-integration test-reliability test-e2e lint lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -58,7 +58,7 @@ up: setup  ## Start Airflow (api-server, scheduler, dag-processor, triggerer); C
 prod: setup  ## The prod profile here: MLflow server, Spark master + 2 workers, Airflow on PostgreSQL + Celery, S3 (emulated)
 	RUNWAY_PROFILE=prod $(BIN)/runway up --s3-emulator
 
-test: setup browser  ## Run every test tier (unit, dags, integration, e2e)
+test: setup browser  ## Run every test tier (unit, dags, integration, reliability, e2e)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup  ## Only the unit tests
@@ -69,6 +69,9 @@ test-dags: setup
 
 test-integration: setup
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+test-reliability: setup
+	$(BIN)/pytest -m reliability $(PYTEST_ARGS)
 
 test-e2e: setup browser
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)

@@ -21,7 +21,13 @@ os.environ.setdefault(
 )
 os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,viewer:viewer")
 
-_TIERS = {"unit": "unit", "dags": "dags", "integration": "integration", "e2e": "e2e"}
+_TIERS = {
+    "unit": "unit",
+    "dags": "dags",
+    "integration": "integration",
+    "reliability": "reliability",
+    "e2e": "e2e",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -194,6 +194,7 @@ def _upsert_postgres(conn: sa.Connection, role: str, batch: list[dict[str, Any]]
     path: a champion write takes over a shadow row of its version, a shadow write never
     updates a champion row. Identifiers are quoted by ``psycopg2.sql``; values are bound.
     """
+    import psycopg2
     from psycopg2 import sql
     from psycopg2.extras import execute_values
 
@@ -225,6 +226,13 @@ def _upsert_postgres(conn: sa.Connection, role: str, batch: list[dict[str, Any]]
             [tuple(row[c] for c in _COLUMNS) for row in batch],
             page_size=1000,
         )
+    except psycopg2.Error:
+        if raw.closed:
+            # The session died (server ended it, network dropped). SQLAlchemy did not see
+            # this raw cursor's error: tell it, or its rollback on the dead socket raises
+            # "connection already closed" in place of the real cause.
+            conn.invalidate()
+        raise
     finally:
         cursor.close()
 
