@@ -322,7 +322,8 @@ def build_training_set(pipeline_name: str, **context: Any) -> dict[str, Any]:
             validation_days=params.get("validation_days") or None,
             test_days=params.get("test_days") or None,
         )
-        return prepare_training_set(settings, pipeline, window)
+        policy = params.get("missing_partitions") or None
+        return prepare_training_set(settings, pipeline, window, missing_partitions=policy)
 
     training_set = _run_stage(run)
     print(

@@ -436,6 +436,13 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
             enum=["enforce", "dry_run"],
             description="enforce: a failed gate blocks; dry_run: record only",
         ),
+        "missing_partitions": Param(
+            training.missing_partitions,
+            type="string",
+            enum=["refuse", "skip"],
+            description="A quarantined or missing day in the window: refuse the run, or "
+            "skip the day (recorded in the training set's lineage)",
+        ),
         "reason": Param("", type="string", description="Why this run (recorded)"),
     }
     with DAG(

@@ -194,3 +194,11 @@ def test_backfill_dag_keeps_each_day_apart(dagbag) -> None:
     # features of the days that passed.
     leaves = {t.task_id for t in dag.tasks if not t.downstream_task_ids}
     assert leaves == {"build_features", "check_days"}
+
+
+def test_a_training_run_may_skip_quarantined_days(dagbag) -> None:
+    # A year's window holds the blocked 2013-02-09: a run may skip it (recorded in the
+    # training set's lineage) instead of the pipeline's default, refusing.
+    param = dagbag.dags["flights_training"].params.get_param("missing_partitions")
+    assert param.value == "refuse"
+    assert param.schema["enum"] == ["refuse", "skip"]
