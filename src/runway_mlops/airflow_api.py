@@ -90,7 +90,12 @@ class AirflowAPI:
         deadline = time.monotonic() + retry_seconds
         while True:
             response = self._client.post("/api/v2/backfills", json=body)
-            if response.status_code == 503 and time.monotonic() < deadline:
+            # 409 "already a running backfill": the last one's runs have finished but the
+            # scheduler has not marked it complete yet (its next loop does; seconds later).
+            busy = response.status_code == 503 or (
+                response.status_code == 409 and "already a running backfill" in response.text
+            )
+            if busy and time.monotonic() < deadline:
                 time.sleep(2)
                 continue
             if response.status_code >= 300:
