@@ -994,7 +994,8 @@ class _PlatformFile(_Model):
 
 #: Environment variables that override a profile field: RUNWAY_<FIELD>.
 ENV_FIELDS = tuple(f for f in _ProfileFile.model_fields if f != "connections")
-_ENV_SPECIAL = {"RUNWAY_PROFILE", "RUNWAY_CONFIG_DIR"}
+#: Read by the process itself, not platform settings (RUNWAY_PRELOAD: runway_mlops.preload).
+_ENV_SPECIAL = {"RUNWAY_PROFILE", "RUNWAY_CONFIG_DIR", "RUNWAY_PRELOAD"}
 
 
 def default_config_dir(env: Mapping[str, str] | None = None) -> Path:
