@@ -86,12 +86,17 @@ lock:  ## Re-resolve requirements/*.txt from pyproject.toml (needs uv)
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q --no-header --annotation-style line -o requirements/runtime.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements/runtime.txt --python-version 3.11 -q --no-header --annotation-style line -o requirements/dev.txt
 
-bench: setup  ## Measure backfills (day- and month-wide, vs a plain script) and Spark at scale (writes bench/results/)
+bench: setup  ## Every figure beside its bare reference: bench/results/latest.json + the table in bench/README.md (~1.5 h)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/bench.txt
-	$(BIN)/python bench/feature_backfill.py
+	rm -f bench/results/*.json
 	$(BIN)/python bench/plain_year.py
-	$(BIN)/python bench/year_backfill.py --dag flights_features_backfill --from 2013-01-01 --to 2013-12-31
+	$(BIN)/python bench/year_backfill.py --dag flights_features_backfill --from 2013-01-01 --to 2013-12-31 --end-to-end
+	$(BIN)/python bench/feature_backfill.py
+	$(BIN)/python bench/validation.py
+	$(BIN)/python bench/training.py
+	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/summary.py
 
 clean:  ## Remove local state (.runway) but keep the virtualenv
 	rm -rf .runway
