@@ -68,6 +68,70 @@ def ensure_databases(settings: PlatformSettings) -> list[str]:
     return created
 
 
+#: Secrets that ship in quick starts and examples (MinIO, moto, Airflow, PostgreSQL images).
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {
+        "",
+        "admin",
+        "airflow",
+        "changeme",
+        "minio123",
+        "minioadmin",
+        "password",
+        "postgres",
+        "secret",
+        "test",
+        "testing",
+    }
+)
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _on_this_machine(url: str | None) -> bool:
+    return bool(url) and urlsplit(url or "").hostname in _LOOPBACK
+
+
+def check_secrets(settings: PlatformSettings, env: dict[str, str] | None = None) -> None:
+    """Refuse to start services reachable beyond this machine with empty or default secrets.
+
+    Every service URL of the profile (databases, broker, MLflow backend) on another host
+    needs a password that is not a known default; S3 keys must not be defaults unless the
+    endpoint is on this machine (MinIO or the emulator for a single-machine setup); an
+    Airflow Fernet key given in the environment must not be empty. Services on loopback
+    without a password are this machine's trust-auth PostgreSQL and Redis: allowed.
+    Raises naming each offending setting (never its value).
+    """
+    env = dict(os.environ if env is None else env)
+    problems = []
+    urls = {
+        "database_url": settings.database_url,
+        "airflow_database_url": settings.airflow_database_url,
+        "mlflow_backend_store_uri": settings.mlflow_backend_store_uri,
+        "celery_broker_url": settings.celery_broker_url,
+        **{f"connections.{k}": v for k, v in settings.connections.items()},
+    }
+    for name, url in urls.items():
+        if not url or "://" not in url or url.startswith("sqlite") or _on_this_machine(url):
+            continue
+        if (urlsplit(url).password or "") in KNOWN_DEFAULT_SECRETS:
+            problems.append(
+                f"{name}: a service on {urlsplit(url).hostname} with an empty or default "
+                "password"
+            )
+    if _buckets(settings) and not _on_this_machine(settings.s3_endpoint_url):
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            if env.get(key, "") in KNOWN_DEFAULT_SECRETS:
+                problems.append(f"{key}: empty or a default, for S3 beyond this machine")
+    if "AIRFLOW__CORE__FERNET_KEY" in env and not env["AIRFLOW__CORE__FERNET_KEY"].strip():
+        problems.append("AIRFLOW__CORE__FERNET_KEY: set but empty (unset it to generate one)")
+    if problems:
+        raise ServiceError(
+            f"profile {settings.profile!r} refused to start with weak secrets: "
+            + "; ".join(problems)
+            + ". Set real credentials in the environment or Airflow connections."
+        )
+
+
 def _buckets(settings: PlatformSettings) -> list[str]:
     uris = [settings.landing_uri, settings.lake_uri, settings.mlflow_artifacts_destination]
     names = [u.removeprefix("s3://").split("/", 1)[0] for u in uris if u and u.startswith("s3://")]
@@ -304,6 +368,7 @@ def running_platform(
 
     The services are stopped after Airflow on the way out.
     """
+    check_secrets(settings)
     check_broker(settings)
     ensure_databases(settings)
     env = airflow_runtime.airflow_env(settings)
