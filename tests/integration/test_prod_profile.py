@@ -40,6 +40,7 @@ FIRST = dt.date(2013, 1, 1)
 LAST = dt.date(2013, 1, 3)  # the last good day: training ends and scoring happens here
 BAD = dt.date(2013, 1, 4)  # its delivery lacks the `distance` column
 FEATURES = "flights_features"
+SECRET = f"rw-s3-secret-{os.urandom(12).hex()}"
 
 
 def _psycopg2(url: str) -> str:
@@ -79,6 +80,10 @@ def platform(tmp_path_factory, s3_endpoint):
         for key, value in env.items():
             os.environ[key] = value
         stack.callback(lambda: [os.environ.pop(key, None) for key in env])
+        # A distinctive S3 secret (moto accepts any), so the leak test can look for it.
+        previous = os.environ.get("AWS_SECRET_ACCESS_KEY")
+        os.environ["AWS_SECRET_ACCESS_KEY"] = SECRET
+        stack.callback(_restore_env, "AWS_SECRET_ACCESS_KEY", previous)
         pipeline = get_pipeline(settings, "flights")
 
         platform = stack.enter_context(services.running_platform(settings))
@@ -99,6 +104,13 @@ def platform(tmp_path_factory, s3_endpoint):
         alive = {name: pgid for name, pgid in alive.items() if _group_alive(pgid)}
         time.sleep(0.5)
     assert not alive, f"still running after the platform stopped: {sorted(alive)}"
+
+
+def _restore_env(key: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
 
 
 def _group_alive(pgid: int) -> bool:
@@ -289,3 +301,59 @@ def test_training_and_scoring_on_the_server_and_the_s3_lake(platform, features) 
         k.startswith(f"predictions/flights/champion/ds={LAST}/")
         for k in _keys(endpoint, buckets["lake"])
     )
+
+
+def _leaks(secrets: dict[str, str], roots: list, skip: set) -> list[str]:
+    """``name in path`` for every secret found in a file under ``roots``."""
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if not path.is_file() or any(part in skip for part in path.parts):
+                continue
+            data = path.read_bytes()
+            found += [
+                f"{name} in {path}" for name, value in secrets.items() if value.encode() in data
+            ]
+    return found
+
+
+def test_no_secret_in_logs_xcom_mlflow_tags_or_reports(platform, features) -> None:
+    """After features, training and scoring ran: no secret in what a user can read."""
+    import sqlalchemy as sa
+
+    from runway_mlops.airflow_runtime import admin_password
+    from runway_mlops.training import registry
+
+    running, pipeline, _ = platform
+    settings = running.settings
+    home = settings.airflow_home
+    secrets = {
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "admin password": admin_password(settings),
+        **{f.name: f.read_text().strip() for f in (home / "secrets").iterdir()},
+    }
+    assert {"fernet_key", "jwt_secret", "api_secret_key"} <= set(secrets)
+    # Where secrets are kept on purpose (mode 0600), not where they leak to.
+    skip = {"secrets", "passwords.json"}
+    roots = [home / "logs", settings.reports_dir]
+    # The search finds a secret where there is one.
+    canary = home / "logs" / "canary.log"
+    canary.write_text(f"oops {secrets['jwt_secret']}\n")
+    assert _leaks(secrets, roots, skip) == [f"jwt_secret in {canary}"]
+    canary.unlink()
+    assert _leaks(secrets, roots, skip) == []
+
+    with sa.create_engine(settings.airflow_database_url).connect() as conn:
+        xcoms = [str(v) for (v,) in conn.execute(sa.text("SELECT CAST(value AS TEXT) FROM xcom"))]
+    assert xcoms, "the runs pushed XComs"
+    assert [n for n, v in secrets.items() if any(v in x for x in xcoms)] == []
+
+    client, _ = registry.connect(settings, pipeline)
+    texts = []
+    for experiment in client.search_experiments():
+        for run in client.search_runs([experiment.experiment_id]):
+            texts += [*run.data.tags.values(), *run.data.params.values()]
+    for version in client.search_model_versions(f"name='{pipeline.model_name}'"):
+        texts += [*version.tags.values(), version.source or "", version.description or ""]
+    assert len(texts) > 10, "training tagged its runs"
+    assert [n for n, v in secrets.items() if any(v in t for t in texts)] == []
