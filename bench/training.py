@@ -382,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="runway-bench-training-"))
     settings = load_settings(env={"RUNWAY_HOME": str(home)})
     pipeline = get_pipeline(settings, "flights")
+    # Every chain promotes (what is timed): the reference pipeline's shadow policy promotes
+    # only the first model at once and leaves the next ones challengers.
+    promotion = pipeline.promotion.model_copy(update={"policy": "auto"})
+    pipeline = pipeline.model_copy(update={"promotion": promotion})
     first = END - dt.timedelta(days=args.days - 1)
     print(f"writing {args.days} synthetic days x {args.rows} rows under {home} ...", flush=True)
     t_write, _ = _timed(lambda: write_days(settings, pipeline, first, END, rows=args.rows))

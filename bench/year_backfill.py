@@ -44,7 +44,9 @@ TRAINING_CONF = {
     "missing_partitions": "skip",
     "reason": "bench/year_backfill.py --end-to-end",
 }
-SCORE_FROM, SCORE_TO = dt.date(2013, 10, 1), dt.date(2013, 12, 31)
+# 2013-12-31 has no weather delivery, hence no features: its inference run would wait for
+# them (the sensor's timeout is hours). plain_year.py scores it with null weather.
+SCORE_FROM, SCORE_TO = dt.date(2013, 10, 1), dt.date(2013, 12, 30)
 
 
 def train_and_score(api, settings, pipeline, procs) -> dict[str, object]:
