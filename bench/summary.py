@@ -303,10 +303,11 @@ def _fmt(x: Any) -> str:
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
-        f"Generated {result['generated_at']} by `make bench` on {m['cores']} cores, "
-        f"{m['memory_mib'] / 1024:.0f} GiB, Python {m['python']}. Every reference was "
-        "measured in the same run on the same machine. Ratio = value / reference (times: "
-        "lower is better; rows/s: higher is better).",
+        f"Generated {result['generated_at']} by `bench/summary.py` (the last step of "
+        f"`make bench`) on {m['cores']} cores, {m['memory_mib'] / 1024:.0f} GiB, Python "
+        f"{m['python']}, from the results in `bench/results/`. Each reference was measured "
+        "by the same bench run as its value, on the same machine. Ratio = value / reference "
+        "(times: lower is better; rows/s: higher is better).",
         "",
         "| # | figure | value | reference | ratio | bench |",
         "|---|---|---|---|---|---|",
