@@ -134,20 +134,38 @@ def orchestration() -> list[dict[str, Any]]:
         wall, overhead = run["median_run_wall_s"], run["median_run_overhead_s"]
         if overhead >= 0:
             rows.append(
-                _figure(2, f"Airflow overhead per run ({label}): wall − task durations",
-                        overhead, "s", wall, "median run wall time", source=src)  # fmt: skip
+                _figure(
+                    2,
+                    f"Airflow overhead per run ({label}): wall − task durations",
+                    overhead,
+                    "s",
+                    wall,
+                    "median run wall time",
+                    source=src,
+                )  # fmt: skip
             )
             rows.append(
-                _figure(2, f"median gap between dependent tasks ({label})",
-                        run["median_gap_between_tasks_s"], "s", source=src)  # fmt: skip
+                _figure(
+                    2,
+                    f"median gap between dependent tasks ({label})",
+                    run["median_gap_between_tasks_s"],
+                    "s",
+                    source=src,
+                )  # fmt: skip
             )
         else:
             # A month-wide run's mapped day tasks overlap: wall minus summed durations says
             # nothing there; the task-seconds and the queueing below do.
             rows.append(
-                _figure(2, f"task-seconds per run ({label}; mapped tasks overlap)",
-                        run["median_run_work_s"], "s", wall, "median run wall time",
-                        source=src)  # fmt: skip
+                _figure(
+                    2,
+                    f"task-seconds per run ({label}; mapped tasks overlap)",
+                    run["median_run_work_s"],
+                    "s",
+                    wall,
+                    "median run wall time",
+                    source=src,
+                )  # fmt: skip
             )
         waits = [t["median_queued_to_running_s"] for t in run["tasks"].values()]
         waits = [w for w in waits if w is not None]
