@@ -208,10 +208,8 @@ def spark() -> list[dict[str, Any]]:
     if year:
         build = year["tasks"].get("build_features", {}).get("median_duration_s")
         if build:
-            runs = year["runs"]  # analyse() lists the runs
-            per_day = round(
-                build * (len(runs) if isinstance(runs, list) else runs) / year["days"], 2
-            )
+            # analyse() replaces the run count with the list of runs.
+            per_day = round(build * len(year["runs"]) / year["days"], 2)
             rows.append(
                 _figure(
                     3,
