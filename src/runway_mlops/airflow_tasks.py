@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from runway_mlops.errors import RunwayError, SourceUnavailableError
+from runway_mlops.errors import RunwayError, ServiceUnavailableError, SourceUnavailableError
 
 T = TypeVar("T")
 
@@ -32,15 +32,26 @@ def partition_day(data_interval_start: Any, timezone: str) -> dt.date:
 
 
 def _run_stage(call: Callable[[], T]) -> T:
-    """Run a stage; errors a retry cannot fix fail the task without retrying."""
+    """Run a stage; errors a retry cannot fix fail the task without retrying.
+
+    A delivery that has not arrived, or a service that does not answer (S3, the MLflow
+    tracking server), is retried by Airflow per the pipeline's retry policy.
+    """
     from airflow.sdk.exceptions import AirflowFailException
+
+    from runway_mlops.training.registry import unreachable
 
     try:
         return call()
-    except SourceUnavailableError:
-        raise  # the delivery may still arrive: let Airflow retry
+    except (SourceUnavailableError, ServiceUnavailableError):
+        raise  # the delivery may still arrive, the service come back: let Airflow retry
     except RunwayError as exc:
         raise AirflowFailException(f"{exc.kind}: {exc}") from exc
+    except Exception as exc:
+        down = unreachable(exc)
+        if down is None:
+            raise
+        raise down from exc
 
 
 def _load(pipeline_name: str) -> tuple[Any, Any]:

@@ -715,7 +715,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        try:
+            return int(args.func(args) or 0)
+        except Exception as exc:
+            from runway_mlops.training.registry import unreachable
+
+            down = unreachable(exc)
+            if down is None:
+                raise
+            raise down from exc
     except RunwayError as exc:
         if os.environ.get("RUNWAY_DEBUG"):
             raise

@@ -24,6 +24,16 @@ class SourceUnavailableError(RunwayError):
     kind = "source unavailable"
 
 
+class ServiceUnavailableError(RunwayError):
+    """A platform service (the MLflow tracking server, say) cannot be reached right now.
+
+    Like :class:`SourceUnavailableError`, a retry may succeed: Airflow retries the task
+    per the pipeline's ``retries`` / ``retry_delay_seconds``.
+    """
+
+    kind = "service unavailable"
+
+
 class SourceDataError(RunwayError):
     """The source delivered data that cannot be read (corrupt or truncated file)."""
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runway_mlops.errors import RunwayError
+from runway_mlops.errors import RunwayError, ServiceUnavailableError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -45,6 +45,27 @@ def experiment_name(pipeline: PipelineConfig) -> str:
     return f"runway/{pipeline.name}"
 
 
+#: MLflow's HTTP client retries a refused connection 7 times with a backoff factor of 2:
+#: about four minutes per call before a task learns its tracking server is down. Runway
+#: lets it try 3 times over ~7 s and leaves longer outages to Airflow's retry policy
+#: (``retries`` / ``retry_delay_seconds`` of the pipeline). The environment overrides.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+
+#: Words of a failed HTTP request that mean "the server is not there" (not "it said no").
+_UNREACHABLE = (
+    "Max retries exceeded",
+    "Connection refused",
+    "Failed to establish a new connection",
+    "Connection aborted",
+    "Read timed out",
+    "RemoteDisconnected",
+)
+
+
 @functools.cache
 def _quiet() -> None:
     import logging
@@ -53,6 +74,23 @@ def _quiet() -> None:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def unreachable(exc: BaseException) -> ServiceUnavailableError | None:
+    """``exc`` as a :class:`ServiceUnavailableError` if it says MLflow's server is down."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException):
+        return None
+    text = str(exc)
+    if not any(word in text for word in _UNREACHABLE):
+        return None
+    where = text.split(" failed with exception", 1)[0].removeprefix("API request to ")
+    return ServiceUnavailableError(
+        f"the MLflow tracking server does not answer ({where}): {text.splitlines()[0][-300:]}"
+    )
 
 
 def connect(settings: PlatformSettings, pipeline: PipelineConfig) -> tuple[MlflowClient, str]:
