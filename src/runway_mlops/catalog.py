@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,9 +128,26 @@ def engine(url: str) -> sa.Engine:
 
             else:
                 eng = sa.create_engine(url, pool_pre_ping=True)
-            metadata.create_all(eng, checkfirst=True)
+            create_tables(metadata, eng)
             _engines[url] = eng
         return _engines[url]
+
+
+def create_tables(tables: sa.MetaData, eng: sa.Engine, attempts: int = 5) -> None:
+    """Create the missing tables; another process creating them at the same moment is fine.
+
+    Two tasks starting on a new database both see a table missing; the one that loses
+    the race gets "table already exists" (SQLite) or a duplicate ``pg_type`` row
+    (PostgreSQL) and simply looks again.
+    """
+    for attempt in range(attempts):
+        try:
+            tables.create_all(eng, checkfirst=True)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 _with_tables: set[tuple[str, int]] = set()
@@ -142,7 +160,7 @@ def engine_with(url: str, tables: sa.MetaData) -> sa.Engine:
     eng = engine(url)
     with _engines_lock:
         if (url, id(tables)) not in _with_tables:
-            tables.create_all(eng, checkfirst=True)
+            create_tables(tables, eng)
             _with_tables.add((url, id(tables)))
     return eng
 
