@@ -11,6 +11,10 @@ every row of B exactly once.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -19,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from runway_mlops.inference import store
+from tests.conftest import ROOT
 from tests.integration.conftest import fresh_database
 
 DAY = dt.date(2013, 5, 1)
@@ -158,3 +163,75 @@ def test_connection_killed_mid_upsert_rolls_back_then_retry_writes_every_row_onc
     assert store.day_counts(url, "flights") == [
         {"ds": DAY, "role": "champion", "model_version": "B", "rows": NEW_ROWS}
     ]
+
+
+WRITE_B = """
+import sys
+from runway_mlops.inference import store
+from tests.reliability.test_predictions_store_faults import NEW_ROWS, rows
+
+store.replace_day(sys.argv[1], "flights", store_day(), "champion", rows("B", NEW_ROWS, 0.9))
+"""
+
+
+def test_writer_process_killed_mid_upsert_leaves_the_old_day(pg_url):
+    """The scoring task's process SIGKILLed while its upsert runs (no rollback sent).
+
+    PostgreSQL sees the client gone and aborts the transaction: the day stays version A
+    to the row; the rerun stores B once. Checked to fail if the upsert commits per page.
+    """
+    url = pg_url.replace("postgresql://", "postgresql+psycopg2://")
+    store.replace_day(url, "flights", DAY, "champion", rows("A", OLD_ROWS, 0.1))
+    before = stored(pg_url)
+    script = WRITE_B.replace("store_day()", f"__import__('datetime').date.fromisoformat('{DAY}')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    monitor = psycopg2.connect(pg_url)
+    monitor.autocommit = True
+    cursor = monitor.cursor()
+    cursor.execute("SELECT pg_relation_size('runway_predictions')")
+    (baseline,) = cursor.fetchone()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    killed = False
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and writer.poll() is None:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state = 'active' "
+                "AND query LIKE 'INSERT INTO \"runway_predictions\"%%'"
+            )
+            if cursor.fetchall():
+                cursor.execute("SELECT pg_relation_size('runway_predictions')")
+                (size,) = cursor.fetchone()
+                if size - baseline >= PROGRESS_BYTES:
+                    os.kill(writer.pid, signal.SIGKILL)
+                    killed = True
+                    break
+            time.sleep(0.01)
+        out, _ = writer.communicate(timeout=30)
+        assert killed, f"never caught the upsert in flight: {out.decode(errors='replace')[-2000:]}"
+        assert writer.returncode == -signal.SIGKILL
+        # The server ends the orphaned backend's transaction (rolled back, never committed).
+        deadline = time.monotonic() + 60
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+            if cursor.fetchone() == (0,) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        monitor.close()
+
+    assert stored(pg_url) == before
+    assert store.replace_day(url, "flights", DAY, "champion", rows("B", NEW_ROWS, 0.9)) == NEW_ROWS
+    after = stored(pg_url)
+    assert (after["rows"], after["primary_keys"], after["versions"]) == (NEW_ROWS, NEW_ROWS, ["B"])
