@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.runway-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup java browser demo replay stream mlflow up prod test test-unit test-dags test-integration test-reliability test-e2e lint lock bench clean
+.PHONY: help setup java browser demo replay stream mlflow up prod test test-unit test-dags test-integration test-reliability test-e2e lint audit lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -76,11 +76,22 @@ test-reliability: setup
 test-e2e: setup browser
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
-lint: setup  ## ruff, mypy and pip check
+lint: setup  ## ruff, mypy, pip check and pip-audit of the lock (fails on a known vulnerability)
 	$(BIN)/ruff check src dags plugins jobs tests bench
 	$(BIN)/ruff format --check src dags plugins jobs tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pip check
+	$(AUDIT)
+
+# pip-audit in its own tool environment (uv's cache), so its dependencies stay out of
+# the lock. It asks PyPI's per-version JSON API for each pinned release; a package it
+# cannot look up is listed as skipped. `make lint` fails only on a known vulnerability;
+# `make audit` (--strict) also fails when any package could not be audited.
+AUDIT = $(BIN)/uv tool run -q --from pip-audit==2.10.1 pip-audit -r requirements/dev.txt \
+	--no-deps --disable-pip --progress-spinner off
+
+audit: setup  ## pip-audit of requirements/dev.txt; fails if a package has a known vulnerability or could not be checked
+	$(AUDIT) --strict
 
 lock:  ## Re-resolve requirements/*.txt from pyproject.toml (needs uv)
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q --no-header --annotation-style line -o requirements/runtime.txt

@@ -115,8 +115,7 @@ def check_secrets(settings: PlatformSettings, env: dict[str, str] | None = None)
             continue
         if (urlsplit(url).password or "") in KNOWN_DEFAULT_SECRETS:
             problems.append(
-                f"{name}: a service on {urlsplit(url).hostname} with an empty or default "
-                "password"
+                f"{name}: a service on {urlsplit(url).hostname} with an empty or default password"
             )
     if _buckets(settings) and not _on_this_machine(settings.s3_endpoint_url):
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
