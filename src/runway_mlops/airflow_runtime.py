@@ -108,6 +108,11 @@ def airflow_env(
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # A task whose process died with its scheduler (or its machine) stops sending
+        # heartbeats; the scheduler fails it after this many seconds and the retry
+        # policy takes over. Airflow's 300 s default stalls a backfill for 5 minutes;
+        # a live task's supervisor beats every few seconds, even on a loaded machine.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "120",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # Log servers next to the API port, so two Runway homes can run side by side.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str((parts.port or 8080) + 1),

@@ -49,7 +49,7 @@ from runway_mlops.stages.ingest import ingest
 from runway_mlops.training import registry
 from runway_mlops.training.model import candidates
 from tests.conftest import CONFIG_DIR
-from tests.integration.conftest import free_port, s3_bucket, s3_endpoint  # noqa: F401
+from tests.integration.conftest import free_port
 from tests.synthetic import write_days
 
 DAY = dt.date(2013, 7, 4)
@@ -123,7 +123,7 @@ def test_s3_down_during_ingest_fails_clearly_and_the_retry_ingests_every_row(
     tmp_path,
     flights_pipeline,
     s3_endpoint,
-    s3_bucket,  # noqa: F811
+    s3_bucket,
 ) -> None:
     relay = TcpRelay(int(s3_endpoint.rsplit(":", 1)[1]))
     relay.up()
