@@ -87,3 +87,37 @@ def test_good_redelivery_keeps_the_corrupt_one_in_quarantine(settings, flights_p
     assert ("flights", "rows") in entries  # unknown airports, from validation
     kept = Lake(settings.lake_dir).partition_dir("quarantine", "flights", "weather.delivery", DAY)
     assert (kept / "reason.json").exists()
+
+
+def test_an_empty_day_is_blocked_by_validation_with_its_reason(settings, flights_pipeline) -> None:
+    """A delivery with the header and no rows is ingested as what it is (0 rows), then
+    validation blocks the day, quarantines it with the reason, and the other datasets of
+    the day are validated."""
+    from runway_mlops.errors import DataValidationError
+    from runway_mlops.stages.validate import validate
+
+    seed(settings, flights_pipeline, "files", DAY, DAY)
+    path = f"{settings.landing_uri}/flights/ds={DAY}/flights.csv"
+    header = open(path, "rb").read().split(b"\n", 1)[0] + b"\n"
+    open(path, "wb").write(header)
+    result = ingest(settings, flights_pipeline, DAY, run_id="r1")
+    assert result.rows["flights"] == 0
+    with pytest.raises(DataValidationError, match=r"flights 2013-01-02: flights blocked: .*row"):
+        validate(settings, flights_pipeline, DAY, run_id="r1")
+    lake = Lake(settings.lake_dir)
+    assert not lake.exists("validated", "flights", "flights", DAY)
+    assert lake.exists("validated", "flights", "weather", DAY)
+    entries = catalog.list_quarantine(settings.database_url, "flights")
+    [blocked] = [e for e in entries if e.dataset == "flights"]
+    assert blocked.scope == "partition" and blocked.ds == DAY
+    assert any("row" in reason for reason in blocked.reasons)
+
+
+def test_an_empty_file_is_corrupt_and_kept(settings, flights_pipeline) -> None:
+    seed(settings, flights_pipeline, "files", DAY, DAY)
+    open(f"{settings.landing_uri}/weather/ds={DAY}/weather.csv", "wb").close()
+    with pytest.raises(SourceDataError, match=r"weather.csv is empty: not even a header row"):
+        ingest(settings, flights_pipeline, DAY, run_id="r1")
+    lake = Lake(settings.lake_dir)
+    assert lake.exists("raw", "flights", "flights", DAY)
+    assert lake.exists("quarantine", "flights", "weather.delivery", DAY)
