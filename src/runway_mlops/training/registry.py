@@ -80,6 +80,10 @@ def _quiet() -> None:
 
 def unreachable(exc: BaseException) -> ServiceUnavailableError | None:
     """``exc`` as a :class:`ServiceUnavailableError` if it says MLflow's server is down."""
+    import sys
+
+    if "mlflow.exceptions" not in sys.modules:
+        return None  # MLflow never ran in this process: not its error (and no import)
     from mlflow.exceptions import MlflowException
 
     if not isinstance(exc, MlflowException):
