@@ -546,8 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     if prepared["days_prepared"] or "prepare" not in result:
         result["prepare"] = prepared
     scaled = prepare_scaled(home, all_days, factors)
+    result.setdefault("scaled", {})
     for factor, entry in scaled.items():
-        if entry.pop("written") or str(factor) not in result.setdefault("scaled", {}):
+        # Freshly written data replaces a merged entry; reused data keeps its figures.
+        if entry.pop("written") or str(factor) not in result["scaled"]:
             result["scaled"][str(factor)] = entry
     for factor in factors:
         rows = result["scaled"][str(factor)]["rows_per_day"]
