@@ -14,8 +14,9 @@ heartbeat: ``task_instance_heartbeat_timeout``, 120 s in Runway's runtime) and r
 under the pipeline's retry policy; a day whose task was killed half-way through a
 partition publishes it whole on the retry (``tests/reliability/test_kill_mid_write.py``).
 
-How the protection was checked: without the supervisor's restart the backfill never
-finishes (the test times out with the scheduler dead).
+Protection: the supervisor's restart (and the 120 s heartbeat timeout that frees the
+killed tasks). Not run as a mutation: with no scheduler nothing schedules the remaining
+days, so the test would time out; with Airflow's 300 s timeout it passed, slower.
 """
 
 from __future__ import annotations
