@@ -144,9 +144,11 @@ def create_tables(tables: sa.MetaData, eng: sa.Engine, attempts: int = 5) -> Non
         try:
             tables.create_all(eng, checkfirst=True)
             return
-        except sa.exc.DBAPIError:
-            if attempt == attempts - 1:
-                raise
+        except sa.exc.DBAPIError as exc:
+            text = str(exc.orig)
+            lost_the_race = "already exists" in text or "pg_type_typname_nsp_index" in text
+            if not lost_the_race or attempt == attempts - 1:
+                raise  # any other error (no server, bad password) at once
             time.sleep(0.2 * (attempt + 1))
 
 

@@ -67,7 +67,7 @@ _UNREACHABLE = (
 
 
 @functools.cache
-def _quiet() -> None:
+def _configure() -> None:
     import logging
 
     # MLflow's "Successfully registered ..." and alembic migration logs drown the task log.
@@ -102,7 +102,7 @@ def connect(settings: PlatformSettings, pipeline: PipelineConfig) -> tuple[Mlflo
     import mlflow
     from mlflow import MlflowClient
 
-    _quiet()
+    _configure()
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
@@ -281,5 +281,5 @@ def load_model(uri: str) -> Any:
     """Load a registered pyfunc model (``models:/<name>@<alias>`` or ``.../<version>``)."""
     import mlflow
 
-    _quiet()
+    _configure()
     return mlflow.pyfunc.load_model(uri)
