@@ -15,6 +15,7 @@ file, the line, the key and what was expected.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -24,10 +25,25 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from runway_mlops.errors import ConfigError
 
+#: Upper bounds of waits and delays (a week) and of day counts (ten years): beyond them a
+#: value is a typo, and Airflow would fail to build the DAG with an overflow.
+MAX_WAIT_MINUTES = 7 * 24 * 60
+MAX_DAYS = 3660
+#: The days a pipeline may cover: Airflow schedules from the Unix epoch on.
+EARLIEST_DAY = dt.date(1970, 1, 1)
+LATEST_DAY = dt.date(2999, 12, 31)
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 Severity = Literal["block", "warn", "quarantine"]
@@ -35,7 +51,35 @@ ColumnType = Literal["int", "float", "string", "timestamp", "bool"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    """A block of a configuration file: unknown keys refused, values of their exact type.
+
+    Strict: ``true`` is not a number and ``1`` is not a name. A YAML file gives every
+    value its type (see :class:`_StrictLoader`), so nothing is converted silently.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+
+
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _day(value: Any) -> Any:
+    """A ``YYYY-MM-DD`` text (from JSON, or a quoted YAML value) as a date; nothing else.
+
+    Without this, pydantic would read the number 20130105 as seconds since 1970.
+    """
+    if isinstance(value, str) and _ISO_DAY.match(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a real date (YYYY-MM-DD)") from None
+    if isinstance(value, dt.datetime):
+        raise ValueError(f"expected a day (YYYY-MM-DD), got the date-time {value.isoformat()}")
+    return value
+
+
+#: A calendar day in a configuration file.
+Day = Annotated[dt.date, BeforeValidator(_day)]
 
 
 def _check_identifier(value: str, what: str = "name") -> str:
@@ -66,6 +110,12 @@ class RowCountCheck(_Model):
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)
     severity: Severity = "block"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RowCountCheck:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
 
 
 class RangeCheck(_ColumnCheck):
@@ -308,7 +358,7 @@ class AsofFeatures(_Model):
 
     dataset: str
     join_on: dict[str, str] = Field(min_length=1)  # entity column -> other dataset column
-    max_age_minutes: int = Field(default=180, ge=1)
+    max_age_minutes: int = Field(default=180, ge=1, le=MAX_WAIT_MINUTES)
     columns: list[str] = Field(min_length=1)
 
 
@@ -319,7 +369,7 @@ class FeaturesConfig(_Model):
     #: Spark SQL expression over the entity row: when the event happens.
     event_time: str
     #: Features may only use what was known this long before ``event_time``.
-    prediction_lead_minutes: int = Field(default=60, ge=0)
+    prediction_lead_minutes: int = Field(default=60, ge=0, le=MAX_WAIT_MINUTES)
     columns: dict[str, str] = Field(default_factory=dict)
     lookups: list[LookupFeatures] = Field(default_factory=list)
     trailing: TrailingFeatures | None = None
@@ -327,7 +377,7 @@ class FeaturesConfig(_Model):
     intraday: IntradayFeatures | None = None
     asof: list[AsofFeatures] = Field(default_factory=list)
     #: How long a build waits for the earlier days its windows read to be validated.
-    wait_for_history_minutes: int = Field(default=360, ge=1)
+    wait_for_history_minutes: int = Field(default=360, ge=1, le=MAX_WAIT_MINUTES)
 
     @model_validator(mode="after")
     def _intraday_names_are_free(self) -> FeaturesConfig:
@@ -351,7 +401,7 @@ class LabelConfig(_Model):
     #: The outcome of an entity is known this long after its ``event_time`` (a flight has
     #: landed, or is known not to, 12 hours after its scheduled departure). Training only
     #: uses rows whose outcome was known by the end of the training window.
-    available_after_minutes: int = Field(default=720, ge=0)
+    available_after_minutes: int = Field(default=720, ge=0, le=60 * 24 * 366)
 
     @field_validator("name")
     @classmethod
@@ -365,9 +415,9 @@ class LabelConfig(_Model):
 class WindowConfig(_Model):
     """The days a scheduled training run uses, counted back from its window end."""
 
-    days: int = Field(default=120, ge=3)
-    validation_days: int = Field(default=14, ge=1)
-    test_days: int = Field(default=14, ge=1)
+    days: int = Field(default=120, ge=3, le=MAX_DAYS)
+    validation_days: int = Field(default=14, ge=1, le=MAX_DAYS)
+    test_days: int = Field(default=14, ge=1, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _room_to_train(self) -> WindowConfig:
@@ -379,10 +429,10 @@ class WindowConfig(_Model):
 class ReferenceEvaluation(_Model):
     """The fixed, reproducible split of ``runway train --reference``."""
 
-    train_from: dt.date
-    test_from: dt.date
-    test_to: dt.date
-    validation_days: int = Field(default=30, ge=1)
+    train_from: Day
+    test_from: Day
+    test_to: Day
+    validation_days: int = Field(default=30, ge=1, le=MAX_DAYS)
     #: The reference year has days no model can use (a blocked blizzard day, a missing
     #: weather delivery): skip them and list them, rather than refuse.
     missing_partitions: Literal["refuse", "skip"] = "skip"
@@ -424,8 +474,8 @@ class TrainingConfig(_Model):
     exclude_features: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
-    num_boost_round: int = Field(default=500, ge=1)
-    early_stopping_rounds: int = Field(default=30, ge=1)
+    num_boost_round: int = Field(default=500, ge=1, le=100_000)
+    early_stopping_rounds: int = Field(default=30, ge=1, le=100_000)
     tuning: TuningConfig | None = None
     seed: int = 42
 
@@ -470,7 +520,7 @@ class PromotionConfig(_Model):
 
     policy: Literal["auto", "manual", "shadow"] = "auto"
     #: How long a manual approval may wait before the request times out (rejected).
-    approval_timeout_hours: float = Field(default=72, gt=0)
+    approval_timeout_hours: float = Field(default=72, gt=0, le=24 * 366)
 
 
 # ------------------------------------------------------------------------- inference
@@ -494,7 +544,7 @@ class InferenceConfig(_Model):
     #: the same rows, stored as shadow predictions.
     shadow: bool = True
     #: How long ``wait_for_features`` waits for the interval's feature partition.
-    wait_for_features_minutes: int = Field(default=360, ge=1)
+    wait_for_features_minutes: int = Field(default=360, ge=1, le=MAX_WAIT_MINUTES)
     #: Also write every prediction to the database (the lookup table); Parquet always.
     write_table: bool = True
 
@@ -532,9 +582,9 @@ class RetrainPolicy(_Model):
     #: ... on this many of the last ``of_last`` intervals.
     drift_breaches: int = Field(default=1, ge=1)
     #: No new trigger within this many days (of data time) after one fired.
-    cooldown_days: int = Field(default=14, ge=0)
+    cooldown_days: int = Field(default=14, ge=0, le=MAX_DAYS)
     #: Days of the triggered training window (default: training.window.days).
-    window_days: int | None = Field(default=None, ge=3)
+    window_days: int | None = Field(default=None, ge=3, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _consistent(self) -> RetrainPolicy:
@@ -560,7 +610,7 @@ class RollbackPolicy(_Model):
 
     enabled: bool = True
     #: Days after a promotion during which the previous champion is shadow-scored too.
-    probation_days: int = Field(default=7, ge=1)
+    probation_days: int = Field(default=7, ge=1, le=MAX_DAYS)
     #: Intervals of evidence before a rollback may happen.
     min_intervals: int = Field(default=2, ge=1)
     #: Roll back when the new champion's pooled metric is worse than the previous
@@ -597,7 +647,7 @@ class MonitoringConfig(_Model):
     drift: DriftMonitorConfig = Field(default_factory=DriftMonitorConfig)
     policies: PoliciesConfig = Field(default_factory=PoliciesConfig)
     #: How long ``wait_for_outcomes`` waits for the predictions and outcomes.
-    wait_minutes: int = Field(default=360, ge=1)
+    wait_minutes: int = Field(default=360, ge=1, le=MAX_WAIT_MINUTES)
 
     @field_validator("slices")
     @classmethod
@@ -618,7 +668,7 @@ class StreamConfig(_Model):
     admitted before is dropped as a duplicate (and counted).
     """
 
-    allowed_lateness_minutes: int = Field(default=180, ge=0)
+    allowed_lateness_minutes: int = Field(default=180, ge=0, le=MAX_WAIT_MINUTES)
 
 
 class PipelineConfig(_Model):
@@ -629,12 +679,12 @@ class PipelineConfig(_Model):
     owner: str = "runway"
     timezone: str = "UTC"
     cadence: str = "@daily"
-    start_date: dt.date
-    end_date: dt.date | None = None
+    start_date: Day
+    end_date: Day | None = None
     tags: list[str] = Field(default_factory=list)
     retries: int = Field(default=2, ge=0, le=10)
-    retry_delay_seconds: int = Field(default=60, ge=0)
-    max_active_runs: int = Field(default=2, ge=1)
+    retry_delay_seconds: int = Field(default=60, ge=0, le=MAX_WAIT_MINUTES * 60)
+    max_active_runs: int = Field(default=2, ge=1, le=64)
     source: SourceConfig = Field(default_factory=SourceConfig)
     datasets: dict[str, DatasetConfig] = Field(min_length=1)
     features: FeaturesConfig
@@ -723,7 +773,100 @@ class PipelineConfig(_Model):
             raise ValueError("'inference' needs a 'training' block (a model to score with)")
         if self.monitoring and self.inference is None:
             raise ValueError("'monitoring' needs an 'inference' block (predictions to monitor)")
+        if self.start_date < EARLIEST_DAY or (self.end_date or self.start_date) > LATEST_DAY:
+            raise ValueError(
+                f"start_date and end_date must lie between {EARLIEST_DAY} and {LATEST_DAY}"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _named_columns_exist(self) -> PipelineConfig:
+        """Every column a block names is a column of the dataset (or feature) it reads."""
+        features = self.features
+        entity = self.datasets[features.entity]
+
+        def need(where: str, names: list[str], known: set[str], what: str) -> None:
+            missing = [n for n in names if n not in known]
+            if missing:
+                raise ValueError(
+                    f"{where} names {', '.join(repr(m) for m in missing)}, which "
+                    f"{'is' if len(missing) == 1 else 'are'} not {what} "
+                    f"(known: {', '.join(sorted(known))})"
+                )
+
+        entity_columns = set(entity.columns)
+        of_entity = f"a column of {features.entity!r}"
+        for i, lookup in enumerate(features.lookups):
+            where = f"features.lookups[{i}].join_on"
+            need(where, list(lookup.join_on), entity_columns, of_entity)
+            ref = self.datasets[lookup.dataset]
+            need(
+                where,
+                list(lookup.join_on.values()),
+                set(ref.columns),
+                f"a column of {lookup.dataset!r}",
+            )
+        for i, asof in enumerate(features.asof):
+            where = f"features.asof[{i}]"
+            other = set(self.datasets[asof.dataset].columns)
+            need(f"{where}.join_on", list(asof.join_on), entity_columns, of_entity)
+            need(
+                f"{where}.join_on",
+                list(asof.join_on.values()),
+                other,
+                f"a column of {asof.dataset!r}",
+            )
+            need(f"{where}.columns", asof.columns, other, f"a column of {asof.dataset!r}")
+        blocks = {"trailing": features.trailing, "intraday": features.intraday}
+        for block_name, block in blocks.items():
+            for group, columns in block.groups.items() if block else []:
+                need(f"features.{block_name}.groups.{group}", columns, entity_columns, of_entity)
+
+        produced = set(self.feature_columns)
+        model = set(self.model_features)
+        if self.training is not None:
+            need("training.categorical", self.training.categorical, model, "a model feature")
+            need("training.exclude_features", self.training.exclude_features, produced, "a feature")
+        for i, gate in enumerate(self.gates.slices):
+            need(f"gates.slices[{i}].column", [gate.column], produced, "a feature or key column")
+        if self.monitoring is not None:
+            monitoring = self.monitoring
+            need("monitoring.slices", monitoring.slices, produced, "a feature or key column")
+            need("monitoring.drift.features", monitoring.drift.features, model, "a model feature")
+            need(
+                "monitoring.policies.retrain.drift_features",
+                monitoring.policies.retrain.drift_features,
+                model | {"score"},
+                "a model feature or 'score'",
+            )
+        return self
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The columns of a feature partition besides its times: key, then each block's."""
+        features = self.features
+        names = list(self.datasets[features.entity].key)
+        names += [c for c in features.columns if c not in names]
+        names += [c for lookup in features.lookups for c in lookup.columns]
+        if features.trailing:
+            trailing = features.trailing
+            names += [
+                f"{group}_{aggregate}_{window}d"
+                for window in trailing.windows_days
+                for group in trailing.groups
+                for aggregate in trailing.aggregates
+            ]
+        names += [f"{asof.dataset}_{c}" for asof in features.asof for c in asof.columns]
+        if self.micro_batch and features.intraday:
+            names += features.intraday.feature_names
+        return names
+
+    @property
+    def model_features(self) -> list[str]:
+        """The feature columns a model is trained on: key columns only if listed as features."""
+        key = set(self.datasets[self.features.entity].key) - set(self.features.columns)
+        excluded = key | set(self.training.exclude_features if self.training else [])
+        return [c for c in self.feature_columns if c not in excluded]
 
     @property
     def model_name(self) -> str:
@@ -762,6 +905,13 @@ def validate_cadence(value: str) -> str:
             f"cadence {value!r} is neither a preset ({', '.join(sorted(_PRESETS))}) "
             "nor a valid five-field cron expression such as '*/5 * * * *'"
         )
+    try:
+        croniter(value, dt.datetime(2013, 1, 1)).get_next(dt.datetime)
+    except (ValueError, KeyError, OverflowError):  # croniter's CroniterBadDateError is one
+        raise ValueError(
+            f"cadence {value!r} never fires (no such date, e.g. 30 February): "
+            "nothing would ever run"
+        ) from None
     return value
 
 
@@ -785,23 +935,160 @@ def cadence_is_sub_daily(cadence: str) -> bool:
 
 # ----------------------------------------------------------------------- YAML loading
 
+#: A pipeline or platform file larger than this is refused before parsing (the reference
+#: pipeline is ~9 KiB; a 4.7 MB file took 24 s and 585 MB to load).
+MAX_CONFIG_BYTES = 256 * 1024
+#: Values in one file once anchors and aliases are expanded: a small file can expand
+#: into billions of values ("billion laughs").
+MAX_CONFIG_NODES = 50_000
+
+
+class _Refused(yaml.constructor.ConstructorError):
+    """A value YAML accepts but a Runway file may not hold (said as it is, not as bad YAML)."""
+
+
+#: libyaml's parser when PyYAML was built with it (about 10x faster), else PyYAML's own.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """YAML with the YAML 1.2 core schema's plain scalars, and no duplicate keys.
+
+    PyYAML follows YAML 1.1, where ``NO``, ``on`` and ``yes`` are booleans, ``0x1F`` and
+    ``0755`` are numbers in other bases and ``1:30`` is 90: a list of airports
+    ``[EWR, NO, on, 0x1F]`` became ``[EWR, False, True, 31]``. Here only ``true``/``false``
+    are booleans and only decimal notation makes a number; everything else stays text.
+    ISO dates (``2013-01-01``) are still dates. A key given twice in one mapping is an
+    error naming both lines (PyYAML keeps the last one silently).
+    """
+
+    yaml_implicit_resolvers: dict[Any, Any] = {
+        first: [
+            (tag, rx)
+            for tag, rx in resolvers
+            if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float")
+        ]
+        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: let PyYAML say so
+                    continue
+                if first is not key_node:
+                    raise _Refused(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first given on line {first.start_mark.line + 1};"
+                        " a later value would silently replace it)",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:
+        text = str(self.construct_scalar(node))  # type: ignore[arg-type]
+        if not re.fullmatch(r"[-+]?[0-9]+", text):
+            raise _Refused(None, None, f"{text!r} is not a decimal whole number", node.start_mark)
+        return int(text)  # decimal only: 0755 is 755
+
+    def construct_yaml_float(self, node: yaml.Node) -> float:
+        value = super().construct_yaml_float(node)  # type: ignore[arg-type]
+        if not math.isfinite(value):
+            raise _Refused(
+                None,
+                None,
+                f"{node.value!r} is not a finite number (NaN and infinity have no meaning "
+                "here: leave the setting out for no bound)",
+                node.start_mark,
+            )
+        return value
+
+
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+
+
+def _expanded_size(node: yaml.Node, limit: int) -> int:
+    """How many nodes ``node`` stands for once aliases are expanded (stops past ``limit``)."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = limit + 1  # a recursive alias counts as too big
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            for child in n.value:
+                total += size(child)
+                if total > limit:
+                    break
+        elif isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                total += size(key) + size(value)
+                if total > limit:
+                    break
+        sizes[id(n)] = total
+        return total
+
+    return size(node)
+
 
 def _load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    """Parse a YAML file, keeping the node tree so errors can cite line numbers."""
+    """Parse a YAML file strictly, keeping the node tree so errors can cite line numbers."""
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: {size / 1024:,.0f} KiB is too big for a configuration file (at most "
+                f"{MAX_CONFIG_BYTES // 1024} KiB); is it the right file?"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    loader = _StrictLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, MAX_CONFIG_NODES) > MAX_CONFIG_NODES:
+            raise ConfigError(
+                f"{path}: more than {MAX_CONFIG_NODES:,} values once its anchors and aliases "
+                "are expanded: a pipeline file never needs that many"
+            )
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if isinstance(exc, _Refused):
+            raise ConfigError(f"{path}{where}: {problem}") from None
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a configuration file") from None
+    finally:
+        loader.dispose()
     return data, node
 
 
@@ -854,8 +1141,13 @@ def _explain(err: dict[str, Any]) -> str:
     return f"{msg[0].lower()}{msg[1:]}, got {shown}"
 
 
+#: The tag pydantic adds to the location of each member of a plain union that failed.
+_UNION_MEMBERS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true/false"}
+
+
 def _validation_error(path: Path, node: yaml.Node | None, exc: ValidationError) -> ConfigError:
-    lines = []
+    problems: dict[tuple[Any, ...], str] = {}
+    expected: dict[tuple[Any, ...], list[str]] = {}
     for err in exc.errors():
         # A discriminated union adds the tag after the list index (checks[3].range.max):
         # drop it, the person wrote checks[3].max.
@@ -865,9 +1157,20 @@ def _validation_error(path: Path, node: yaml.Node | None, exc: ValidationError) 
             for i, p in enumerate(raw_loc)
             if not (i > 0 and isinstance(raw_loc[i - 1], int) and p in _CHECK_TAGS)
         )
+        if loc and loc[-1] in _UNION_MEMBERS and err["type"].endswith("_type"):
+            # One value refused by every member of ``str | int | float``: say it once.
+            expected.setdefault(loc[:-1], []).append(_UNION_MEMBERS[loc[-1]])
+            value = err.get("input")
+            problems[loc[:-1]] = f"got {value!r}"
+            continue
+        problems.setdefault(loc, _explain(dict(err)))
+    lines = []
+    for loc, problem in problems.items():
+        if loc in expected:
+            problem = f"expected {' or '.join(expected[loc])}, {problem}"
         line = _line_of(node, loc)
         where = f"{path}" + (f" line {line}" if line else "")
-        lines.append(f"{where}: {_format_loc(loc)}: {_explain(dict(err))}")
+        lines.append(f"{where}: {_format_loc(loc)}: {problem}")
     head = lines[0] if len(lines) == 1 else f"{path}: {len(lines)} problems"
     body = "" if len(lines) == 1 else "\n  " + "\n  ".join(lines)
     return ConfigError(head + body)
@@ -898,6 +1201,9 @@ def _validate(model: type[BaseModel], data: Any, path: Path, node: yaml.Node | N
 
 class PlatformSettings(_Model):
     """Deployment settings of one profile, with paths resolved."""
+
+    # Built by load_settings from validated values (paths as text): conversions allowed.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=False)
 
     profile: str
     project_root: Path
@@ -995,7 +1301,7 @@ class _PlatformFile(_Model):
 #: Environment variables that override a profile field: RUNWAY_<FIELD>.
 ENV_FIELDS = tuple(f for f in _ProfileFile.model_fields if f != "connections")
 #: Read by the process itself, not platform settings (RUNWAY_PRELOAD: runway_mlops.preload).
-_ENV_SPECIAL = {"RUNWAY_PROFILE", "RUNWAY_CONFIG_DIR", "RUNWAY_PRELOAD"}
+_ENV_SPECIAL = {"RUNWAY_PROFILE", "RUNWAY_CONFIG_DIR", "RUNWAY_PRELOAD", "RUNWAY_DEBUG"}
 
 
 def default_config_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -1052,10 +1358,9 @@ def load_settings(
         and k.removeprefix("RUNWAY_").lower() not in ENV_FIELDS
     )
     if unknown:
-        allowed = ", ".join(f"RUNWAY_{f.upper()}" for f in ENV_FIELDS)
+        allowed = ", ".join([*(f"RUNWAY_{f.upper()}" for f in ENV_FIELDS), *sorted(_ENV_SPECIAL)])
         raise ConfigError(
-            f"unknown environment setting {', '.join(unknown)}: expected one of {allowed}, "
-            "RUNWAY_PROFILE, RUNWAY_CONFIG_DIR"
+            f"unknown environment setting {', '.join(unknown)}: expected one of {allowed}"
         )
     raw = parsed.profiles[name].model_dump()
     overridden = []
@@ -1066,7 +1371,8 @@ def load_settings(
             overridden.append(f"RUNWAY_{field.upper()}")
     if overridden:
         try:
-            raw = _ProfileFile.model_validate(raw).model_dump()
+            # Environment values are text: let "2" be the number 2 here.
+            raw = _ProfileFile.model_validate(raw, strict=False).model_dump()
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'profile'}: {e['msg']}"
@@ -1122,9 +1428,24 @@ def pipeline_files(config_dir: Path) -> list[Path]:
     return sorted((Path(config_dir) / "pipelines").glob("*.yaml"))
 
 
-def load_pipelines(config_dir: Path) -> dict[str, PipelineConfig]:
-    """Every pipeline under ``config_dir/pipelines``, keyed by name."""
-    return {p.stem: load_pipeline(p) for p in pipeline_files(config_dir)}
+def load_pipelines(
+    config_dir: Path, *, problems: dict[str, str] | None = None
+) -> dict[str, PipelineConfig]:
+    """Every pipeline under ``config_dir/pipelines``, keyed by name.
+
+    A file that does not load raises its :class:`ConfigError`; with ``problems`` given,
+    it is left out instead and its error recorded there (file path -> message), so one
+    broken file never hides the other pipelines (see :mod:`runway_mlops.dag_factory`).
+    """
+    pipelines = {}
+    for path in pipeline_files(config_dir):
+        try:
+            pipelines[path.stem] = load_pipeline(path)
+        except ConfigError as exc:
+            if problems is None:
+                raise
+            problems[str(path)] = str(exc)
+    return pipelines
 
 
 def get_pipeline(settings: PlatformSettings, name: str) -> PipelineConfig:
@@ -1136,8 +1457,19 @@ def get_pipeline(settings: PlatformSettings, name: str) -> PipelineConfig:
 
 
 def parse_date(value: str, what: str = "date") -> dt.date:
-    """Parse ``YYYY-MM-DD`` or fail with a message naming the bad value."""
-    try:
-        return dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"unknown {what} {value!r}: expected a real date as YYYY-MM-DD") from None
+    """Parse ``YYYY-MM-DD`` (a real day Runway can schedule) or fail naming the bad value."""
+    problem = None
+    day = None
+    if isinstance(value, str) and _ISO_DAY.match(value):
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    if day is None:
+        problem = "expected a real date as YYYY-MM-DD"
+    elif not EARLIEST_DAY <= day <= LATEST_DAY:
+        problem = f"out of range (Runway handles days from {EARLIEST_DAY} to {LATEST_DAY})"
+    if problem:
+        raise ConfigError(f"unknown {what} {value!r}: {problem}")
+    assert day is not None
+    return day
