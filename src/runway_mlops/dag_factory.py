@@ -47,6 +47,12 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG, Asset
 
 
+#: Whether DAGs built now register with the DAG file being parsed (Airflow's default).
+#: :func:`raise_pipeline_errors` builds every DAG only to find the ones that fail: those
+#: must not register a second time from its own DAG file.
+_registering = True
+
+
 def feature_asset(pipeline_name: str) -> Asset:
     """The Asset the feature DAG updates once per feature partition."""
     from airflow.sdk import Asset
@@ -136,6 +142,7 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
         day = f"{{{{ data_interval_start.in_timezone('{pipeline.timezone}').to_date_string() }}}}"
         days_task, days = None, ["--ds", day]
     with DAG(
+        auto_register=_registering,
         dag_id=f"{pipeline.name}_features",
         description=f"{pipeline.name}: ingest, validate and build features for one interval",
         doc_md=_doc(pipeline),
@@ -190,6 +197,7 @@ def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
     zone, start, end = _dag_dates(pipeline)
     kwargs = {"pipeline_name": pipeline.name}
     with DAG(
+        auto_register=_registering,
         dag_id=f"{pipeline.name}_features_backfill",
         description=f"{pipeline.name}: features for {pipeline.backfill_interval} intervals, "
         "one partition per day",
@@ -446,6 +454,7 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
         "reason": Param("", type="string", description="Why this run (recorded)"),
     }
     with DAG(
+        auto_register=_registering,
         dag_id=f"{pipeline.name}_training",
         description=f"{pipeline.name}: train LightGBM behind evaluation gates, register, promote",
         doc_md=_training_doc(pipeline),
@@ -567,6 +576,7 @@ def build_inference_dag(pipeline: PipelineConfig, settings: PlatformSettings) ->
     _, start, end = _dag_dates(pipeline)
     kwargs = {"pipeline_name": pipeline.name}
     with DAG(
+        auto_register=_registering,
         dag_id=f"{pipeline.name}_inference",
         description=f"{pipeline.name}: score each interval with the champion (and shadows)",
         doc_md=_inference_doc(pipeline),
@@ -619,6 +629,7 @@ def _micro_batch_inference_dag(pipeline: PipelineConfig) -> DAG:
 
     _, start, _ = _dag_dates(pipeline)
     with DAG(
+        auto_register=_registering,
         dag_id=f"{pipeline.name}_inference",
         description=f"{pipeline.name}: score each micro-batch's new rows before their event",
         doc_md=textwrap.dedent(
@@ -693,6 +704,7 @@ def build_monitoring_dag(pipeline: PipelineConfig, settings: PlatformSettings) -
     _, start, end = _dag_dates(pipeline)
     kwargs = {"pipeline_name": pipeline.name}
     with DAG(
+        auto_register=_registering,
         dag_id=f"{pipeline.name}_monitoring",
         description=f"{pipeline.name}: realised quality, drift, retraining, promotion, rollback",
         doc_md=_monitoring_doc(pipeline),
@@ -753,20 +765,70 @@ def build_monitoring_dag(pipeline: PipelineConfig, settings: PlatformSettings) -
     return dag
 
 
-def build_dags(config_dir: Path | None = None) -> dict[str, DAG]:
-    """Every pipeline's DAGs, keyed by dag_id (for a DAG file's ``globals()``)."""
+def build_dags(
+    config_dir: Path | None = None, *, problems: dict[str, str] | None = None
+) -> dict[str, DAG]:
+    """Every pipeline's DAGs, keyed by dag_id (for a DAG file's ``globals()``).
+
+    A pipeline whose file does not load, or whose DAGs cannot be built, raises; with
+    ``problems`` given, its DAGs are left out and its error recorded there (file ->
+    message), so the other pipelines' DAGs still load. ``dags/runway_pipelines.py``
+    builds what it can; ``dags/runway_pipeline_errors.py`` turns ``problems`` into an
+    import error Airflow shows.
+    """
     settings = load_settings(config_dir)
     dags: dict[str, DAG] = {}
-    for pipeline in load_pipelines(settings.config_dir).values():
-        built = [build_feature_dag(pipeline, settings)]
-        if pipeline.backfill_interval:
-            built.append(build_backfill_dag(pipeline, settings))
-        if pipeline.training is not None:
-            built.append(build_training_dag(pipeline, settings))
-        if pipeline.inference is not None:
-            built.append(build_inference_dag(pipeline, settings))
-        if pipeline.monitoring is not None:
-            built.append(build_monitoring_dag(pipeline, settings))
+    pipelines = load_pipelines(settings.config_dir, problems=problems)
+    for pipeline in pipelines.values():
+        try:
+            built = _build_pipeline(pipeline, settings)
+        except Exception as exc:
+            if problems is None:
+                raise
+            where = settings.pipelines_dir / f"{pipeline.name}.yaml"
+            problems[str(where)] = (
+                f"{where}: the DAGs of pipeline {pipeline.name!r} cannot be built: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            continue
         for dag in built:
             dags[dag.dag_id] = dag
     return dags
+
+
+def _build_pipeline(pipeline: PipelineConfig, settings: PlatformSettings) -> list[DAG]:
+    built = [build_feature_dag(pipeline, settings)]
+    if pipeline.backfill_interval:
+        built.append(build_backfill_dag(pipeline, settings))
+    if pipeline.training is not None:
+        built.append(build_training_dag(pipeline, settings))
+    if pipeline.inference is not None:
+        built.append(build_inference_dag(pipeline, settings))
+    if pipeline.monitoring is not None:
+        built.append(build_monitoring_dag(pipeline, settings))
+    return built
+
+
+class PipelineConfigErrors(Exception):
+    """The pipeline files that did not become DAGs, each with its reason."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        lines = "\n\n".join(message for message in problems.values())
+        super().__init__(
+            f"{len(problems)} pipeline file(s) did not load; their DAGs are not in Airflow "
+            f"until fixed (every other pipeline's DAGs are):\n\n{lines}"
+        )
+
+
+def raise_pipeline_errors(config_dir: Path | None = None) -> None:
+    """Raise :class:`PipelineConfigErrors` naming each broken pipeline file, if any."""
+    global _registering
+    problems: dict[str, str] = {}
+    _registering = False
+    try:
+        build_dags(config_dir, problems=problems)
+    finally:
+        _registering = True
+    if problems:
+        raise PipelineConfigErrors(problems)
