@@ -63,7 +63,7 @@ def _run_days(args: argparse.Namespace) -> list[Any]:
     """The days of ``--date``, or of ``--from``..``--to`` (both included)."""
     import datetime as dt
 
-    from runway_mlops.config import parse_date
+    from runway_mlops.config import MAX_DAYS, parse_date
     from runway_mlops.errors import ConfigError
 
     if args.date:
@@ -76,6 +76,11 @@ def _run_days(args: argparse.Namespace) -> list[Any]:
     last = parse_date(args.date_to, "--to date")
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise ConfigError(
+            f"--from {first} --to {last} is {(last - first).days + 1:,} days: a range is at "
+            f"most {MAX_DAYS:,} days (split it)"
+        )
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
@@ -343,6 +348,8 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
     from runway_mlops.config import parse_date
 
     settings = _settings()
+    if args.pipeline:
+        _pipeline(settings, args.pipeline)  # an unknown name is an error, not "empty"
     ds = parse_date(args.date) if args.date else None
     entries = catalog.list_quarantine(settings.database_url, args.pipeline, ds)
     if args.json:
@@ -707,8 +714,24 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _undecodable(argv: list[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (Python keeps its bytes as surrogates)."""
+    for position, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return f"argument {position} ({shown}) is not valid UTF-8 text"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    argv = sys.argv[1:] if argv is None else argv
+    problem = _undecodable(argv)
+    if problem:
+        print(f"runway: usage: {problem}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
