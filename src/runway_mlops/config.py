@@ -951,7 +951,7 @@ class _Refused(yaml.constructor.ConstructorError):
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _StrictLoader(_BaseLoader):
     """YAML with the YAML 1.2 core schema's plain scalars, and no duplicate keys.
 
     PyYAML follows YAML 1.1, where ``NO``, ``on`` and ``yes`` are booleans, ``0x1F`` and
@@ -989,16 +989,16 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
                         " a later value would silently replace it)",
                         key_node.start_mark,
                     )
-        return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
+        return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node: yaml.Node) -> int:
-        text = str(self.construct_scalar(node))  # type: ignore[arg-type]
+        text = str(self.construct_scalar(node))
         if not re.fullmatch(r"[-+]?[0-9]+", text):
             raise _Refused(None, None, f"{text!r} is not a decimal whole number", node.start_mark)
         return int(text)  # decimal only: 0755 is 755
 
     def construct_yaml_float(self, node: yaml.Node) -> float:
-        value = super().construct_yaml_float(node)  # type: ignore[arg-type]
+        value = super().construct_yaml_float(node)
         if not math.isfinite(value):
             raise _Refused(
                 None,
