@@ -15,7 +15,12 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from runway_mlops.errors import RunwayError, ServiceUnavailableError, SourceUnavailableError
+from runway_mlops.errors import (
+    BusyError,
+    RunwayError,
+    ServiceUnavailableError,
+    SourceUnavailableError,
+)
 
 T = TypeVar("T")
 
@@ -34,8 +39,9 @@ def partition_day(data_interval_start: Any, timezone: str) -> dt.date:
 def _run_stage(call: Callable[[], T]) -> T:
     """Run a stage; errors a retry cannot fix fail the task without retrying.
 
-    A delivery that has not arrived, or a service that does not answer (S3, the MLflow
-    tracking server), is retried by Airflow per the pipeline's retry policy.
+    A delivery that has not arrived, a service that does not answer (S3, the MLflow
+    tracking server), or a day another task holds (:func:`catalog.day_lock`) is retried
+    by Airflow per the pipeline's retry policy.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -43,8 +49,10 @@ def _run_stage(call: Callable[[], T]) -> T:
 
     try:
         return call()
-    except (SourceUnavailableError, ServiceUnavailableError):
-        raise  # the delivery may still arrive, the service come back: let Airflow retry
+    except (SourceUnavailableError, ServiceUnavailableError, BusyError):
+        # The delivery may still arrive, the service come back, the other task holding
+        # the day finish: let Airflow retry.
+        raise
     except RunwayError as exc:
         raise AirflowFailException(f"{exc.kind}: {exc}") from exc
     except Exception as exc:

@@ -11,11 +11,15 @@ reads them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import json
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -127,7 +131,14 @@ def engine(url: str) -> sa.Engine:
                     cursor.close()
 
             else:
-                eng = sa.create_engine(url, pool_pre_ping=True)
+                # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which Runway does
+                # not install: use the psycopg2 driver it ships with.
+                driver_url = (
+                    "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+                    if url.startswith("postgresql://")
+                    else url
+                )
+                eng = sa.create_engine(driver_url, pool_pre_ping=True)
             create_tables(metadata, eng)
             _engines[url] = eng
         return _engines[url]
@@ -165,6 +176,108 @@ def engine_with(url: str, tables: sa.MetaData) -> sa.Engine:
             create_tables(tables, eng)
             _with_tables.add((url, id(tables)))
     return eng
+
+
+# ------------------------------------------------------------------------- day locks
+
+#: Days this process holds, by (url, pipeline, day): a stage called inside another that
+#: holds its day (a micro-batch validating its days) goes on, instead of waiting for itself.
+_held: dict[tuple[str, str, dt.date], int] = {}
+_held_lock = threading.Lock()
+
+
+def _lock_key(pipeline: str) -> int:
+    """A stable signed 32-bit number for a pipeline (PostgreSQL advisory lock key)."""
+    return int.from_bytes(hashlib.sha256(pipeline.encode()).digest()[:4], "big", signed=True)
+
+
+@contextlib.contextmanager
+def day_lock(
+    url: str, pipeline: str, days: Iterable[dt.date], *, timeout: float = 900, what: str = ""
+) -> Iterator[None]:
+    """Hold days of a pipeline so ingest, validation and features of a day never interleave.
+
+    One lock per (pipeline, day), taken in day order (no deadlock between two ranges).
+    On PostgreSQL they are session advisory locks of the platform database, which every
+    worker machine shares; on SQLite, ``flock`` on files beside the database (one
+    machine, as SQLite is). Waits up to ``timeout`` seconds, then raises
+    :class:`~runway_mlops.errors.BusyError` (retried by Airflow). Re-entrant within a
+    process.
+    """
+    from runway_mlops.errors import BusyError
+
+    wanted = sorted(set(days))
+    with _held_lock:
+        mine = [d for d in wanted if (url, pipeline, d) not in _held]
+        for d in wanted:
+            if (url, pipeline, d) in _held:
+                _held[url, pipeline, d] += 1
+    deadline = time.monotonic() + timeout
+    taken: list[dt.date] = []
+    release: list[Any] = []
+
+    def busy(ds: dt.date) -> BusyError:
+        return BusyError(
+            f"{what or 'this task'} waited {timeout:.0f} s for {pipeline} {ds}, which another "
+            "task (ingest, validation or features of that day) still holds; retry later"
+        )
+
+    try:
+        if mine and url.startswith("postgresql"):
+            conn = engine(url).connect()
+            release.append(conn)
+            key = _lock_key(pipeline)
+            for ds in mine:
+                query = sa.select(sa.func.pg_try_advisory_lock(key, ds.toordinal()))
+                while not conn.execute(query).scalar():
+                    if time.monotonic() > deadline:
+                        raise busy(ds)
+                    time.sleep(0.25)
+                conn.commit()
+                taken.append(ds)
+        elif mine:
+            import fcntl
+
+            folder = Path(url.removeprefix("sqlite:///")).parent / "locks" / pipeline
+            folder.mkdir(parents=True, exist_ok=True)
+            for ds in mine:
+                handle = open(folder / f"{ds.isoformat()}.lock", "w")  # noqa: SIM115
+                release.append(handle)
+                while True:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise busy(ds) from None
+                        time.sleep(0.25)
+                taken.append(ds)
+        with _held_lock:
+            for d in mine:
+                _held[url, pipeline, d] = 1
+        yield
+    finally:
+        with _held_lock:
+            for d in wanted:
+                count = _held.get((url, pipeline, d), 0)
+                if d in mine and d not in taken:
+                    continue
+                if count <= 1:
+                    _held.pop((url, pipeline, d), None)
+                else:
+                    _held[url, pipeline, d] = count - 1
+        for item in release:
+            if isinstance(item, sa.Connection):
+                try:
+                    key = _lock_key(pipeline)
+                    for ds in taken:
+                        item.execute(sa.select(sa.func.pg_advisory_unlock(key, ds.toordinal())))
+                    item.commit()
+                    item.close()
+                except sa.exc.DBAPIError:
+                    item.invalidate()  # a closed session releases its locks
+            else:
+                item.close()  # closing the file releases its flock
 
 
 def _now() -> dt.datetime:

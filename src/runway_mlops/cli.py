@@ -8,6 +8,7 @@
     runway replay-stream [--start 2013-03-01T05:00] [--hours H] [--speed X]   (live feed)
     runway stream-demo [--cadence CRON] [--hours H] [--speed X]   (micro-batch, live)
     runway quarantine list [--pipeline NAME] [--date YYYY-MM-DD]
+    runway stale list [--pipeline NAME] [--check]   (made from data changed since)
     runway train --pipeline NAME (--reference | --end YYYY-MM-DD) [--dry-run] [--set K=V]
     runway promote --pipeline NAME --version N
     runway mlflow [--port 5000]   (MLflow's UI on the profile's tracking store)
@@ -366,6 +367,24 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stale_list(args: argparse.Namespace) -> int:
+    """Partitions made from data that has changed since, and what to rerun."""
+    from runway_mlops.freshness import stale_partitions
+
+    settings = _settings()
+    pipeline = _pipeline(settings, args.pipeline)
+    found = stale_partitions(settings.database_url, pipeline.name)
+    if args.json:
+        print(json.dumps([s.__dict__ for s in found], default=str, indent=2))
+    elif not found:
+        print(f"nothing stale in {pipeline.name}")
+    else:
+        print(f"{'zone':<11} {'dataset':<10} {'day':<10}  why")
+        for s in found:
+            print(f"{s.zone:<11} {s.dataset:<10} {s.ds!s:<10}  {s.reason}")
+    return 1 if (found and args.check) else 0
+
+
 def _overrides(pairs: list[str]) -> dict[str, Any]:
     from runway_mlops.errors import ConfigError
 
@@ -642,6 +661,16 @@ def build_parser() -> argparse.ArgumentParser:
     q_list.add_argument("--date", default=None, metavar="YYYY-MM-DD")
     q_list.add_argument("--json", action="store_true", help="machine-readable output")
     q_list.set_defaults(func=cmd_quarantine_list)
+
+    stale = commands.add_parser("stale", help="partitions made from data that has changed since")
+    s_commands = stale.add_subparsers(dest="s_command", metavar="ACTION", required=True)
+    s_list = s_commands.add_parser(
+        "list", help="stale validated, feature and prediction partitions"
+    )
+    s_list.add_argument("--pipeline", default="flights")
+    s_list.add_argument("--json", action="store_true", help="machine-readable output")
+    s_list.add_argument("--check", action="store_true", help="exit 1 when something is stale")
+    s_list.set_defaults(func=cmd_stale_list)
 
     train_p = commands.add_parser(
         "train", help="train, gate, register and promote, outside Airflow"

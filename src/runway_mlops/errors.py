@@ -34,6 +34,15 @@ class ServiceUnavailableError(RunwayError):
     kind = "service unavailable"
 
 
+class BusyError(RunwayError):
+    """Another task holds the day this one must write (ingest, validation or features).
+
+    Retried by Airflow like an unavailable service: the other task finishes soon.
+    """
+
+    kind = "busy"
+
+
 class SourceDataError(RunwayError):
     """The source delivered data that cannot be read (corrupt or truncated file)."""
 

@@ -41,6 +41,7 @@ the day's aggregate checks (row counts, null fractions, drift) on the complete d
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -48,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runway_mlops import freshness
 from runway_mlops.config import PipelineConfig, PlatformSettings
 from runway_mlops.errors import ConfigError, SourceDataError
 from runway_mlops.storage import LocalStore, ObjectStore, StoredObject, open_store
@@ -250,9 +252,20 @@ def _append_batch(
     if lake.exists(zone, pipeline, dataset, ds):
         batches = dict(lake.manifest(zone, pipeline, dataset, ds).get("batches") or {})
         current = lake.fetch(zone, pipeline, dataset, ds)
-    batches[batch] = {"rows": len(frame), **info}
+    batches[batch] = {"rows": len(frame), "fingerprint": freshness.fingerprint_frame(frame), **info}
     total = sum(int(b["rows"]) for b in batches.values())
-    manifest = {"rows": total, "columns": [str(c) for c in frame.columns], "batches": batches}
+    # The day's content so far: one fingerprint over its batches' (see runway_mlops.freshness).
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            sorted((name, str(b.get("fingerprint"))) for name, b in batches.items())
+        ).encode()
+    ).hexdigest()
+    manifest = {
+        "rows": total,
+        "columns": [str(c) for c in frame.columns],
+        "batches": batches,
+        "fingerprint": fingerprint,
+    }
     with lake.publish(zone, pipeline, dataset, ds, manifest) as folder:
         if current is not None:
             for file in current.glob("batch-*.parquet"):
@@ -421,21 +434,23 @@ def ingest_micro_batch(
             stats.duplicates += len(part) - len(admitted)
             if admitted.empty:
                 continue
-            _append_batch(
-                lake, "raw", pipeline.name, name, ds, batch, admitted,
-                {"start": start.isoformat(), "end": end.isoformat(), "run_id": run_id},
-            )  # fmt: skip
-            catalog.record_partition(
-                settings.database_url,
-                pipeline=pipeline.name,
-                dataset=name,
-                zone="raw",
-                ds=ds,
-                rows=int(lake.manifest("raw", pipeline.name, name, ds)["rows"]),
-                path=lake.location("raw", pipeline.name, name, ds),
-                details={"batch": batch},
-                run_id=run_id,
-            )
+            with catalog.day_lock(settings.database_url, pipeline.name, [ds], what="micro-batch"):
+                _append_batch(
+                    lake, "raw", pipeline.name, name, ds, batch, admitted,
+                    {"start": start.isoformat(), "end": end.isoformat(), "run_id": run_id},
+                )  # fmt: skip
+                written = lake.manifest("raw", pipeline.name, name, ds)
+                catalog.record_partition(
+                    settings.database_url,
+                    pipeline=pipeline.name,
+                    dataset=name,
+                    zone="raw",
+                    ds=ds,
+                    rows=int(written["rows"]),
+                    path=lake.location("raw", pipeline.name, name, ds),
+                    details={"batch": batch, "fingerprint": written.get("fingerprint")},
+                    run_id=run_id,
+                )
             stats.admitted += len(admitted)
             stats.days.append(ds.isoformat())
             newest = pd.to_datetime(admitted[config.event_time], utc=True).max()

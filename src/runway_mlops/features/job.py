@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runway_mlops import catalog
+from runway_mlops import catalog, freshness
 from runway_mlops.config import (
     PipelineConfig,
     PlatformSettings,
@@ -130,6 +130,13 @@ class _DayInputs:
     history_missing: list[dt.date] = field(default_factory=list)
     snapshots: dict[str, dt.date] = field(default_factory=dict)
     observations: dict[str, list[dt.date]] = field(default_factory=dict)
+
+    def read(self, entity: str) -> list[tuple[str, dt.date]]:
+        """Every validated partition the day's features read, as (dataset, day)."""
+        read = [(entity, self.ds), *((entity, d) for d in self.history or [])]
+        read += [(dataset, day) for dataset, day in self.snapshots.items()]
+        read += [(dataset, d) for dataset, days in self.observations.items() for d in days]
+        return read
 
     def manifest(self) -> dict[str, Any]:
         inputs: dict[str, Any] = {"entity": [self.ds.isoformat()]}
@@ -409,14 +416,40 @@ def build_feature_range(
         FeatureBuildError: naming every day whose feature rows do not match its entity
             rows, before any day is published.
     """
-    from runway_mlops.features.transforms import DS, label_rows
-
     days = sorted(set(days))
     if not days:
         return []
+    with catalog.day_lock(
+        settings.database_url, pipeline.name, days, what=f"build_features {days[0]}..{days[-1]}"
+    ):
+        return _build_locked(spark, settings, pipeline, days, run_id=run_id)
+
+
+def _build_locked(
+    spark: SparkSession,
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    days: list[dt.date],
+    *,
+    run_id: str | None,
+) -> list[FeatureResult]:
+    from runway_mlops.features.transforms import DS, label_rows
+
     problems = missing_feature_inputs(settings, pipeline, days)
     if problems:
         raise MissingPartitionError(_missing_message(pipeline.name, days, problems))
+    # A day's own validated partitions must judge its current delivery.
+    freshness.require_fresh(
+        settings.database_url,
+        pipeline.name,
+        "validated",
+        days,
+        what=f"build_features of {days[0]}..{days[-1]}",
+    )
+    validations = {
+        (r["dataset"], r["ds"]): r["details"].get("validation_id")
+        for r in catalog.list_partitions(settings.database_url, pipeline.name, zone="validated")
+    }
     lake = open_lake(settings)
     features = pipeline.features
     entity_name = features.entity
@@ -459,9 +492,18 @@ def build_feature_range(
         results = []
         for plan in plans:
             ds, inputs = plan.ds, plan.manifest()
+            # What the day was made from, by content: freshness compares these ids with
+            # the validations the lake holds later (a re-delivery makes the day stale).
+            input_validations = {
+                freshness.input_key(dataset, day): validations.get((dataset, day))
+                for dataset, day in plan.read(entity_name)
+            }
+            digest = freshness.features_digest(version, input_validations)
             manifest: dict[str, Any] = {
                 "feature_version": version,
                 "inputs": inputs,
+                "input_validations": input_validations,
+                "digest": digest,
                 "run_id": run_id,
             }
             rows = _publish_day(
@@ -482,7 +524,12 @@ def build_feature_range(
                 ds=ds,
                 rows=rows,
                 path=str(path),
-                details={"feature_version": version, "inputs": inputs},
+                details={
+                    "feature_version": version,
+                    "inputs": inputs,
+                    "input_validations": input_validations,
+                    "digest": digest,
+                },
                 run_id=run_id,
             )
             results.append(

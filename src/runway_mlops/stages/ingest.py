@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from runway_mlops import catalog
+from runway_mlops import catalog, freshness
 from runway_mlops.config import PipelineConfig, PlatformSettings
 from runway_mlops.errors import RunwayError, SourceDataError, SourceUnavailableError
 from runway_mlops.lake import open_lake
@@ -82,7 +82,22 @@ def ingest(
     run_id: str | None = None,
     datasets: list[str] | None = None,
 ) -> IngestResult:
-    """Copy day ``ds`` of every dataset (or of ``datasets``) into ``raw``; raise if any failed."""
+    """Copy day ``ds`` of every dataset (or of ``datasets``) into ``raw``; raise if any failed.
+
+    Holds the day (:func:`catalog.day_lock`): validation and features of the day wait.
+    """
+    with catalog.day_lock(settings.database_url, pipeline.name, [ds], what=f"ingest {ds}"):
+        return _ingest_locked(settings, pipeline, ds, run_id=run_id, datasets=datasets)
+
+
+def _ingest_locked(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    ds: dt.date,
+    *,
+    run_id: str | None,
+    datasets: list[str] | None,
+) -> IngestResult:
     source = open_source(settings, pipeline)
     lake = open_lake(settings)
     result = IngestResult(ds=ds)
@@ -100,13 +115,20 @@ def ingest(
             problems.append(exc)
             continue
         frame = cast_to_schema(delivery.frame, config.columns)
+        # What was delivered, by content: validation and everything after it record it,
+        # so a changed re-delivery shows which derived partitions are stale.
+        fingerprint = (
+            freshness.fingerprint_files(delivery.files)
+            if delivery.files
+            else freshness.fingerprint_frame(delivery.frame)
+        )
         lake.write_frame(
             "raw",
             pipeline.name,
             dataset,
             ds,
             frame,
-            manifest={"source": delivery.provenance, "run_id": run_id},
+            manifest={"source": delivery.provenance, "fingerprint": fingerprint, "run_id": run_id},
         )
         path = lake.location("raw", pipeline.name, dataset, ds)
         catalog.record_partition(
@@ -117,7 +139,7 @@ def ingest(
             ds=ds,
             rows=len(frame),
             path=str(path),
-            details={"source": delivery.provenance},
+            details={"source": delivery.provenance, "fingerprint": fingerprint},
             run_id=run_id,
         )
         result.rows[dataset] = len(frame)

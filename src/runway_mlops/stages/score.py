@@ -103,11 +103,22 @@ def model_choice(pipeline: PipelineConfig, context: ScoringContext, param: str |
 def read_features(
     settings: PlatformSettings, pipeline: PipelineConfig, ds: dt.date
 ) -> tuple[pd.DataFrame, str | None]:
-    """The day's feature partition and its feature version (MissingPartitionError if none)."""
+    """The day's feature partition and its feature version (MissingPartitionError if none).
+
+    A stale partition (made from data that has changed since: see
+    :mod:`runway_mlops.freshness`) is refused with :class:`~runway_mlops.freshness.StaleDataError`.
+    ``frame.attrs["features_digest"]`` names what was read; the predictions record it.
+    """
+    from runway_mlops import freshness
+
     lake = open_lake(settings)
     entity = pipeline.features.entity
     manifest = lake.manifest("features", pipeline.name, entity, ds)
+    freshness.require_fresh(
+        settings.database_url, pipeline.name, "features", [ds], what=f"scoring {ds}"
+    )
     frame = lake.read_frame("features", pipeline.name, entity, ds)
+    frame.attrs["features_digest"] = manifest.get("digest")
     return frame, manifest.get("feature_version")
 
 
@@ -216,10 +227,31 @@ def _publish(
     frame: pd.DataFrame,
     manifest: dict[str, Any],
 ) -> str:
-    """Write the day's Parquet partition, then its table rows (each replaced whole)."""
+    """Write the day's Parquet partition, its catalog record, then its table rows.
+
+    ``manifest["features_digest"]`` (what was scored) goes to the catalog record too, so
+    a later rebuild of the day's features shows these predictions as stale.
+    """
+    from runway_mlops import catalog
+
     lake = open_lake(settings)
     lake.write_frame("predictions", pipeline.name, role, ds, frame, manifest)
     path = lake.location("predictions", pipeline.name, role, ds)
+    catalog.record_partition(
+        settings.database_url,
+        pipeline=pipeline.name,
+        dataset=role,
+        zone="predictions",
+        ds=ds,
+        rows=len(frame),
+        path=str(path),
+        details={
+            "entity": pipeline.features.entity,
+            "features_digest": manifest.get("features_digest"),
+            "feature_version": manifest.get("feature_version"),
+        },
+        run_id=manifest.get("run_id"),
+    )
     if _inference(pipeline).write_table:
         store.replace_day(
             settings.database_url, pipeline.name, ds, role, _store_rows(pipeline, ds, frame)
@@ -253,7 +285,12 @@ def score_champion(
         ds,
         "champion",
         frame,
-        {"models": used, "feature_version": feature_version, "run_id": context.run_id},
+        {
+            "models": used,
+            "feature_version": feature_version,
+            "features_digest": features.attrs.get("features_digest"),
+            "run_id": context.run_id,
+        },
     )
     return ScoreResult(ds, "champion", len(frame), path, feature_version, used)
 
@@ -341,6 +378,7 @@ def score_shadow(
             "models": used,
             "champion_version": champion,
             "feature_version": feature_version,
+            "features_digest": features.attrs.get("features_digest"),
             "run_id": context.run_id,
         },
     )

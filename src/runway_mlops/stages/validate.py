@@ -20,13 +20,12 @@ appended, and nothing depends on the clock: validating a day twice gives the sam
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runway_mlops import catalog
+from runway_mlops import catalog, freshness
 from runway_mlops.config import DatasetConfig, PipelineConfig, PlatformSettings
 from runway_mlops.errors import DataValidationError, MissingPartitionError
 from runway_mlops.lake import Lake, open_lake
@@ -58,11 +57,28 @@ def validate(
     partition is missing (nothing is written then) and DataValidationError, after
     publishing the datasets that passed, if any dataset is blocked.
     """
+    with catalog.day_lock(settings.database_url, pipeline.name, [ds], what=f"validate {ds}"):
+        return _validate_locked(settings, pipeline, ds, run_id=run_id, dag_id=dag_id)
+
+
+def _validate_locked(
+    settings: PlatformSettings,
+    pipeline: PipelineConfig,
+    ds: dt.date,
+    *,
+    run_id: str | None,
+    dag_id: str | None,
+) -> ValidationOutcome:
     from runway_mlops.validation.gx import GXSession
     from runway_mlops.validation.judge import judge_dataset
     from runway_mlops.validation.report import write_report
 
     lake = open_lake(settings)
+    fingerprints = {
+        name: lake.manifest("raw", pipeline.name, name, ds).get("fingerprint")
+        for name in pipeline.datasets
+        if lake.exists("raw", pipeline.name, name, ds)
+    }
     frames = read_raw(lake, pipeline, ds)
     # A run time derived from the day keeps the Data Docs paths stable across reruns.
     session = GXSession(
@@ -76,7 +92,9 @@ def validate(
         session, report_dir(settings, pipeline.name, ds), pipeline.name, ds, judgements
     )
     for name, judgement in judgements.items():
-        _store(settings, lake, pipeline, ds, name, judgement, index, run_id, dag_id)
+        _store(
+            settings, lake, pipeline, ds, name, judgement, index, run_id, dag_id, fingerprints[name]
+        )
 
     outcome = ValidationOutcome(
         pipeline=pipeline.name,
@@ -159,10 +177,6 @@ def _typed_table(frame: pd.DataFrame, config: DatasetConfig, *, reasons: bool = 
     return pa.Table.from_pandas(out, schema=schema, preserve_index=False)
 
 
-def _validation_id(pipeline: str, dataset: str, ds: dt.date) -> str:
-    return hashlib.sha256(f"{pipeline}/{dataset}/{ds.isoformat()}".encode()).hexdigest()[:16]
-
-
 def _store(
     settings: PlatformSettings,
     lake: Lake,
@@ -173,16 +187,19 @@ def _store(
     index: Path,
     run_id: str | None,
     dag_id: str | None,
+    fingerprint: str | None,
 ) -> None:
     """Publish one dataset's verdict: lake partitions first, then the catalog."""
     import pyarrow.parquet as pq
 
     result = judgement.result
     config = pipeline.datasets[name]
-    validation_id = _validation_id(pipeline.name, name, ds)
+    # Another delivery of the day is another validation: the id carries the raw fingerprint.
+    validation_id = freshness.validation_id(pipeline.name, name, ds, fingerprint)
     quarantine_dir = lake.location("quarantine", pipeline.name, name, ds)
     details: dict[str, Any] = {
         "validation_id": validation_id,
+        "raw_fingerprint": fingerprint,
         "outcome": result.outcome,
         "report": str(index),
         "run_id": run_id,
@@ -230,7 +247,11 @@ def _store(
             ds=ds,
             rows=table.num_rows,
             path=lake.location("validated", pipeline.name, name, ds),
-            details={"validation_id": validation_id, "outcome": result.outcome},
+            details={
+                "validation_id": validation_id,
+                "raw_fingerprint": fingerprint,
+                "outcome": result.outcome,
+            },
             run_id=run_id,
         )
         if len(judgement.rejected):

@@ -5,8 +5,9 @@ consecutive parts — train, validation (early stopping, tuning) and test (the g
 never shuffled across time. For each day it needs the feature partition, the label
 partition and a validated partition of every events dataset (a day whose raw data was
 later blocked has a stale feature partition; it counts as quarantined). A day that is
-missing or quarantined refuses the run, or — with ``missing_partitions: skip`` — is left
-out and recorded.
+missing, quarantined or stale (its features were made from data that has changed since:
+:mod:`runway_mlops.freshness`) refuses the run, or — with ``missing_partitions: skip`` —
+is left out and recorded.
 
 Rows enter only if their outcome was known by the end of the window
 (``outcome_known_at`` before the local midnight after ``end``), so a model trained "as
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from runway_mlops import catalog
+from runway_mlops import catalog, freshness
 from runway_mlops.errors import ConfigError, MissingPartitionError
 from runway_mlops.lake import Lake, open_lake
 
@@ -170,10 +171,20 @@ def build_training_set(
         if e.scope == "partition"
     }
 
+    # Features made from data that has changed since (a corrected re-delivery of the day
+    # or of a day its windows read) are unusable until rebuilt.
+    stale = {
+        s.ds: s.reason
+        for s in freshness.stale_partitions(
+            settings.database_url, pipeline.name, zones=["features"], days=window.days
+        )
+    }
     used: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for day in window.days:
         problem, validation_ids = _day_status(lake, pipeline, day, quarantined)
+        if problem is None and day in stale:
+            problem = f"stale features ({stale[day]})"
         if problem:
             skipped[day.isoformat()] = problem
             continue
