@@ -92,8 +92,8 @@ def _store_raw(
     """Cast and publish one delivery as its raw partition; the frame as written."""
     import pyarrow as pa
 
-    frame = cast_to_schema(delivery.frame, pipeline.datasets[dataset].columns)
     try:
+        frame = cast_to_schema(delivery.frame, pipeline.datasets[dataset].columns)
         lake.write_frame(
             "raw",
             pipeline.name,
