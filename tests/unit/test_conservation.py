@@ -148,8 +148,11 @@ def test_every_row_ends_up_exactly_once(world, edits, moves, layout) -> None:
     try:
         ingest(app, pipeline, DAY, run_id="hostile")
     except SourceDataError as exc:
-        # Refused or unparseable: every regular file kept whole, byte for byte, and
-        # nothing behind a link read, copied or printed.
+        # Every file here is well-formed CSV (whatever its extension's case): only a
+        # stray file or a link may refuse the delivery.
+        assert stray is not None, exc
+        # Then every regular file is kept whole, byte for byte, and nothing behind a
+        # link is read, copied or printed.
         kept = (
             lake.partition_dir("quarantine", "flights", "flights.delivery", DAY)
             / "source-files"
@@ -160,8 +163,7 @@ def test_every_row_ends_up_exactly_once(world, edits, moves, layout) -> None:
         }
         assert copies == files
         assert MARKER not in str(exc)
-        if stray is not None:
-            assert stray in str(exc)
+        assert stray in str(exc)
         return
     assert stray is None  # a stray file or a link is never ingested
     raw = lake.read_frame("raw", "flights", "flights", DAY)
