@@ -7,10 +7,11 @@ of the bad values silently turning into nulls.
 
 A timestamp delivered without a UTC offset (a naive Parquet or pandas timestamp, or text
 such as ``2013-01-01 05:00:00``) is wall-clock time in the pipeline's time zone: sources
-pass such columns through :func:`localize_naive` before casting, which makes the offset
-explicit, and refuses the values daylight saving time makes ambiguous (the repeated hour
-in autumn) or impossible (the skipped hour in spring). :func:`cast_column` itself reads a
-value without an offset as UTC; it is only ever given what a source localised.
+pass such columns through :func:`localize_naive` before casting, which rewrites each
+such value as the UTC instant it names, and refuses the values daylight saving time makes
+ambiguous (the repeated hour in autumn) or impossible (the skipped hour in spring).
+:func:`cast_column` itself reads a value without an offset as UTC; it is only ever given
+what a source localised.
 """
 
 from __future__ import annotations
@@ -172,12 +173,12 @@ def _localize_objects(series: pd.Series, zone: ZoneInfo) -> Localized:
 def localize_naive(series: pd.Series, zone: ZoneInfo) -> Localized:
     """Read the values of a timestamp column that carry no UTC offset in ``zone``.
 
-    Naive datetimes become tz-aware. Text becomes a UTC timestamp column when every value
-    is ISO 8601 (naive values read in ``zone``); otherwise the naive values become ISO 8601
-    text with their offset (``2013-01-01T05:00:00-05:00``) and the rest stays as
-    delivered, for validation to name. Values with an offset and nulls keep their
-    instant. Raises :class:`NaiveTimeError` when a naive value falls in a daylight-saving
-    gap or repeated hour: which instant it means cannot be known.
+    Naive datetimes become tz-aware; naive ISO 8601 text becomes the same instant as UTC
+    text (``2013-01-01 05:00:00`` in New York: ``2013-01-01T10:00Z``), so text stays text
+    and the files of one delivery stay alike. Values with an offset, nulls and text that
+    is no timestamp are left as delivered (validation names the latter). Raises
+    :class:`NaiveTimeError` when a naive value falls in a daylight-saving gap or repeated
+    hour: which instant it means cannot be known.
     """
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         return Localized(series, 0)
@@ -215,13 +216,7 @@ def localize_naive(series: pd.Series, zone: ZoneInfo) -> Localized:
     if lost.any():
         raise NaiveTimeError(_describe_unplaceable(sorted(parsed[lost].unique()), zone))
     good = parsed.notna()
-    offset_rows = present & ~naive_rows
-    with_offset = pd.to_datetime(text[offset_rows], format="ISO8601", errors="coerce", utc=True)
-    if good.all() and with_offset.notna().all():
-        out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]")
-        out[offset_rows] = with_offset
-        out[naive_rows] = placed.dt.tz_convert("UTC")
-        return Localized(out, int(good.sum()))
     out = text.copy()
-    out[good[good].index] = placed[good].map(pd.Timestamp.isoformat)
+    utc = placed[good].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    out[good[good].index] = np.datetime_as_string(utc, unit="auto", timezone="UTC")
     return Localized(out, int(good.sum()))

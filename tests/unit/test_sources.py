@@ -153,6 +153,19 @@ def test_parquet_files_disagreeing_on_a_type_are_refused(tmp_path: Path) -> None
         FileSource(store, PIPELINE, "parquet").read("airlines", dt.date(2013, 1, 1))
 
 
+def test_naive_and_unparseable_times_in_two_files_stay_one_text_column(tmp_path: Path) -> None:
+    """One file fully naive, one with a bad time: both stay text, for validation to judge."""
+    store = LocalStore(tmp_path)
+    naive = ROW.replace(b"2013-01-01T06:00:00Z", b"2013-01-01 01:00:00")
+    _day(store, "a.csv", WEATHER + naive)
+    _day(store, "b.csv", WEATHER + ROW.replace(b"2013-01-01T06:00:00Z", b"nan"))
+    delivery = FileSource(store, PIPELINE).read("weather", dt.date(2013, 1, 1))
+    assert delivery.frame["time_hour"].tolist() == ["2013-01-01T06:00Z", "nan"]
+    assert delivery.provenance["naive_timestamps"]["values"] == {
+        "weather/ds=2013-01-01/a.csv": {"time_hour": 1}
+    }
+
+
 # ------------------------------------------------------------------ parse failures
 
 
