@@ -154,9 +154,7 @@ def parse_csv(data: bytes, where: str) -> pd.DataFrame:
             ),
         )
         return table.to_pandas()
-    except UnicodeDecodeError as exc:
-        raise SourceDataError(f"{where} is not UTF-8 text: {exc}") from None
-    except (pa.ArrowException, ValueError, TypeError) as exc:
+    except pa.ArrowException as exc:  # parse errors, invalid UTF-8 past the header
         raise SourceDataError(f"{where} is not valid CSV: {exc}") from None
 
 
@@ -169,7 +167,7 @@ def parse_parquet(data: bytes, where: str) -> pd.DataFrame:
         parquet = pq.ParquetFile(io.BytesIO(data))
         check_header(list(parquet.schema_arrow.names), where)
         return parquet.read().to_pandas()
-    except (pa.ArrowException, OSError, ValueError, TypeError, OverflowError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise SourceDataError(f"{where} is not a readable Parquet file: {exc}") from None
 
 
