@@ -5,18 +5,30 @@ seeder run the same code path against a folder in the demo and against S3 (MinIO
 or moto's server in tests). S3 credentials come from the environment / boto3's usual
 chain (``AWS_ACCESS_KEY_ID`` …), never from configuration files; the endpoint comes
 from the ``s3_endpoint_url`` setting.
+
+Nothing outside a store's root is read. A key is a ``/``-separated path below the root
+with no empty, ``.`` or ``..`` segment (S3 keys may hold such segments; they are refused,
+since copying them into a folder would land outside it). A local store never follows a
+symbolic link, to a file or to a folder: :meth:`LocalStore.scan` reports links instead of
+listing what they point to, and :meth:`LocalStore.read` opens every path segment with
+``O_NOFOLLOW``, so a link swapped in after the listing is refused too.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from runway_mlops.errors import SourceUnavailableError
+from runway_mlops.errors import SourceDataError, SourceUnavailableError
+
+#: Why a symbolic link is never read.
+LINK_REASON = "is a symbolic link: links are never followed (deliver the file itself)"
 
 
 @dataclass(frozen=True)
@@ -25,10 +37,51 @@ class StoredObject:
     size: int
 
 
+@dataclass(frozen=True)
+class Refused:
+    """An entry under a prefix that is never read, and why (a link, an unsafe key …)."""
+
+    key: str
+    reason: str
+
+
+@dataclass
+class Listing:
+    """Everything under a prefix, sorted by key: what may be read and what may not."""
+
+    #: Regular, visible objects: safe to read.
+    objects: list[StoredObject] = field(default_factory=list)
+    #: Names starting with a dot (writers' temporary files) and S3 folder markers.
+    hidden: list[str] = field(default_factory=list)
+    #: Entries that are never read: links, special files, keys escaping the root.
+    refused: list[Refused] = field(default_factory=list)
+
+
+def unsafe_key(key: str) -> str | None:
+    """Why ``key`` cannot name an object below a store's root, or None if it can."""
+    if key.startswith("/"):
+        return "is an absolute path: keys are relative to the landing root"
+    parts = key.split("/")
+    if ".." in parts:
+        return "has a '..' segment: it would name a path outside the landing root"
+    if "." in parts or "" in parts:
+        return "has an empty or '.' path segment: keys are plain relative paths"
+    return None
+
+
+def _checked(key: str, where: str) -> list[str]:
+    problem = unsafe_key(key)
+    if problem is not None:
+        raise SourceDataError(f"{where} {problem}")
+    return key.split("/")
+
+
 class ObjectStore(Protocol):
     uri: str
 
     def list(self, prefix: str) -> list[StoredObject]: ...
+
+    def scan(self, prefix: str) -> Listing: ...
 
     def read(self, key: str) -> bytes: ...
 
@@ -40,7 +93,11 @@ class ObjectStore(Protocol):
 
 
 class LocalStore:
-    """A folder; writes land under a temporary name and are renamed into place."""
+    """A folder; writes land under a temporary name and are renamed into place.
+
+    Symbolic links below the root are never followed (module docstring); the root
+    itself may be a link.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -49,21 +106,99 @@ class LocalStore:
     def describe(self, key: str) -> str:
         return str(self.root / key)
 
+    def scan(self, prefix: str) -> Listing:
+        """Every entry under ``prefix`` without following a link; nothing is opened."""
+        listing = Listing()
+        prefix = prefix.strip("/")
+        parts = _checked(prefix, self.describe(prefix)) if prefix else []
+        base = self.root
+        for depth, part in enumerate(parts, start=1):
+            base = base / part
+            try:
+                mode = os.lstat(base).st_mode
+            except FileNotFoundError:
+                return listing
+            if stat.S_ISLNK(mode):
+                listing.refused.append(Refused("/".join(parts[:depth]), LINK_REASON))
+                return listing
+            if not stat.S_ISDIR(mode):
+                return listing
+
+        def unlistable(error: OSError) -> None:
+            key = Path(error.filename).relative_to(self.root).as_posix()
+            listing.refused.append(Refused(key, f"cannot be listed: {error.strerror}"))
+
+        for folder, subfolders, names in os.walk(base, onerror=unlistable, followlinks=False):
+            here = Path(folder)
+            keep = []
+            for name in sorted(subfolders):
+                key = (here / name).relative_to(self.root).as_posix()
+                if name.startswith("."):
+                    listing.hidden.append(key + "/")
+                elif os.path.islink(here / name):
+                    listing.refused.append(Refused(key, LINK_REASON))
+                else:
+                    keep.append(name)
+            subfolders[:] = keep
+            for name in names:
+                key = (here / name).relative_to(self.root).as_posix()
+                if name.startswith("."):
+                    listing.hidden.append(key)
+                    continue
+                try:
+                    info = os.lstat(here / name)
+                except FileNotFoundError:  # removed while listing
+                    continue
+                if stat.S_ISLNK(info.st_mode):
+                    listing.refused.append(Refused(key, LINK_REASON))
+                elif stat.S_ISREG(info.st_mode):
+                    listing.objects.append(StoredObject(key, info.st_size))
+                else:
+                    listing.refused.append(
+                        Refused(key, "is not a regular file (a pipe, socket or device)")
+                    )
+        listing.objects.sort(key=lambda o: o.key)
+        listing.hidden.sort()
+        listing.refused.sort(key=lambda r: r.key)
+        return listing
+
     def list(self, prefix: str) -> list[StoredObject]:
-        base = self.root / prefix
-        if not base.is_dir():
-            return []
-        return sorted(
-            (
-                StoredObject(str(p.relative_to(self.root)).replace(os.sep, "/"), p.stat().st_size)
-                for p in base.rglob("*")
-                if p.is_file() and not p.name.startswith(".")
-            ),
-            key=lambda o: o.key,
-        )
+        """The regular, visible files under ``prefix`` (links are left out: see scan)."""
+        return self.scan(prefix).objects
+
+    def _open(self, key: str) -> int:
+        """A read-only descriptor of ``key``, opened one segment at a time, no link followed."""
+        parts = _checked(key, self.describe(key))
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        folder = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for depth, part in enumerate(parts, start=1):
+                last = depth == len(parts)
+                try:
+                    # O_NONBLOCK: opening a named pipe must not wait for a writer.
+                    opened = os.open(
+                        part, flags | (os.O_NONBLOCK if last else os.O_DIRECTORY), dir_fd=folder
+                    )
+                except OSError as exc:
+                    here = "/".join(parts[:depth])
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(
+                        self.root / here
+                    ):
+                        raise SourceDataError(f"{self.describe(here)} {LINK_REASON}") from None
+                    raise
+                os.close(folder)
+                folder = opened
+        except BaseException:
+            os.close(folder)
+            raise
+        if not stat.S_ISREG(os.fstat(folder).st_mode):
+            os.close(folder)
+            raise SourceDataError(f"{self.describe(key)} is not a regular file")
+        return folder
 
     def read(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        with os.fdopen(self._open(key), "rb") as handle:
+            return handle.read()
 
     def read_optional(self, key: str) -> bytes | None:
         """The object's bytes, or None if there is no such object."""
@@ -73,6 +208,7 @@ class LocalStore:
             return None
 
     def write(self, key: str, data: bytes) -> None:
+        _checked(key, self.describe(key))
         path = self.root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -125,10 +261,11 @@ class S3Store:
             where = self.endpoint_url or "AWS"
             raise SourceUnavailableError(f"S3 {what} failed, cannot reach {where}: {exc}") from None
 
-    def list(self, prefix: str) -> list[StoredObject]:
+    def scan(self, prefix: str) -> Listing:
+        """Every object under ``prefix``; keys that could escape a folder are refused."""
         full = self._key(prefix).rstrip("/") + "/"
         strip = f"{self.prefix}/" if self.prefix else ""
-        out: list[StoredObject] = []
+        listing = Listing()
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
@@ -138,14 +275,26 @@ class S3Store:
                 f"list of {self.describe(prefix)}", self.client.list_objects_v2, **kwargs
             )
             for item in page.get("Contents", []):
-                name = item["Key"].rsplit("/", 1)[-1]
-                if not name.startswith("."):
-                    out.append(StoredObject(item["Key"].removeprefix(strip), int(item["Size"])))
+                key = item["Key"].removeprefix(strip)
+                if key.endswith("/"):  # a "folder" made by a console: no data
+                    listing.hidden.append(key)
+                elif key.rsplit("/", 1)[-1].startswith("."):
+                    listing.hidden.append(key)
+                elif (problem := unsafe_key(key)) is not None:
+                    listing.refused.append(Refused(key, problem))
+                else:
+                    listing.objects.append(StoredObject(key, int(item["Size"])))
             if not page.get("IsTruncated"):
-                return sorted(out, key=lambda o: o.key)
+                listing.objects.sort(key=lambda o: o.key)
+                return listing
             token = page["NextContinuationToken"]
 
+    def list(self, prefix: str) -> list[StoredObject]:
+        """The visible objects under ``prefix`` with safe keys (see scan)."""
+        return self.scan(prefix).objects
+
     def read(self, key: str) -> bytes:
+        _checked(key, self.describe(key))
         body = self._call(
             f"read of {self.describe(key)}",
             self.client.get_object,

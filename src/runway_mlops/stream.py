@@ -215,14 +215,15 @@ class MicroBatchResult:
 
 
 def _parse(
-    store: ObjectStore, obj: StoredObject, fmt: str, declared: list[str]
+    store: ObjectStore, obj: StoredObject, fmt: str, pipeline: PipelineConfig, dataset: str
 ) -> tuple[pd.DataFrame | None, str | None]:
-    from runway_mlops.sources import parse_csv, parse_parquet
+    from runway_mlops.sources import read_file
 
-    data = store.read(obj.key)
+    config = pipeline.datasets[dataset]
     where = store.describe(obj.key)
     try:
-        frame = parse_csv(data, where, declared) if fmt == "csv" else parse_parquet(data, where)
+        data = store.read(obj.key)
+        frame, _ = read_file(data, where, fmt, config, pipeline.zone)
     except SourceDataError as exc:
         return None, str(exc)
     return frame, None
@@ -354,7 +355,7 @@ def ingest_micro_batch(
         frames = []
         for _, obj in list_arrivals(store, name, start, end, fmt):
             stats.files += 1
-            frame, problem = _parse(store, obj, fmt, list(config.columns))
+            frame, problem = _parse(store, obj, fmt, pipeline, name)
             if frame is None:
                 reason = problem or f"{obj.key} cannot be parsed"
                 corrupt.append(reason)

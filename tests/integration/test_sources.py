@@ -123,3 +123,65 @@ def test_seed_files_parquet_round_trip(tmp_path, flights_pipeline) -> None:
     seed(csv, flights_pipeline, "files", DAY, DAY)
     ingest(csv, flights_pipeline, DAY)
     pd.testing.assert_frame_equal(_lake_frame(settings), _lake_frame(csv))
+
+
+def test_s3_keys_that_would_escape_a_folder_are_refused(
+    tmp_path, flights_pipeline, s3_endpoint, s3_bucket
+) -> None:
+    """S3 has no links, but a key's '..' segments would escape the quarantine folder."""
+    import boto3
+
+    from runway_mlops.errors import SourceDataError
+
+    s3 = _settings(
+        tmp_path,
+        "s3",
+        RUNWAY_LANDING_URI=f"s3://{s3_bucket}/landing",
+        RUNWAY_S3_ENDPOINT_URL=s3_endpoint,
+    )
+    seed(s3, flights_pipeline, "files", DAY, DAY)
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    folder = f"landing/weather/ds={DAY}/"
+    client.put_object(Bucket=s3_bucket, Key=folder, Body=b"")  # a console "folder"
+    client.put_object(Bucket=s3_bucket, Key=folder + "../../../escape.csv", Body=b"x\n")
+    listing = S3Store(f"s3://{s3_bucket}/landing", s3_endpoint).scan(f"weather/ds={DAY}")
+    assert [r.key for r in listing.refused] == [f"weather/ds={DAY}/../../../escape.csv"]
+    assert listing.hidden == [f"weather/ds={DAY}/"]
+
+    with pytest.raises(SourceDataError, match=r"escape.csv has a '\.\.' segment"):
+        ingest(s3, flights_pipeline, DAY, run_id="t")
+    kept = Lake(s3.lake_dir).partition_dir("quarantine", "flights", "weather.delivery", DAY)
+    assert sorted(p.name for p in kept.rglob("*.csv")) == ["weather.csv"]
+    assert not (kept.parent / "escape.csv").exists() and not (tmp_path / "escape.csv").exists()
+    assert Lake(s3.lake_dir).exists("raw", "flights", "flights", DAY)
+
+
+def test_postgres_timestamps_without_time_zone_are_local_time(
+    tmp_path, flights_pipeline, pg_database, monkeypatch
+) -> None:
+    """A ``timestamp`` (no zone) column holds New York wall-clock time: same lake as files."""
+    import psycopg2
+
+    monkeypatch.setenv("AIRFLOW_CONN_RUNWAY_SOURCE", pg_database)
+    files = _settings(tmp_path, "files")
+    seed(files, flights_pipeline, "files", DAY, DAY)
+    ingest(files, flights_pipeline, DAY)
+
+    pg_pipeline = flights_pipeline.model_copy(
+        update={"source": flights_pipeline.source.model_copy(update={"kind": "postgres"})}
+    )
+    pg = _settings(tmp_path, "pg")
+    seed(pg, pg_pipeline, "postgres", DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1))
+    conn = psycopg2.connect(pg_database)
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute(
+                "ALTER TABLE public.weather ALTER COLUMN time_hour TYPE timestamp "
+                "USING time_hour AT TIME ZONE 'America/New_York'"
+            )
+    finally:
+        conn.close()
+    ingest(pg, pg_pipeline, DAY, run_id="pg")
+    pd.testing.assert_frame_equal(_lake_frame(pg, "weather"), _lake_frame(files, "weather"))
+    source = Lake(pg.lake_dir).manifest("raw", "flights", "weather", DAY)["source"]
+    assert source["naive_timestamps"]["read_in"] == "America/New_York"

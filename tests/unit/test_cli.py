@@ -91,3 +91,23 @@ def test_replay_refuses_a_folder_that_is_not_its_own(runway_env, capsys) -> None
     err = capsys.readouterr().err
     assert "is not a replay home" in err and "Traceback" not in err
     assert (precious / "mlflow.db").read_text() == "not the replay's"
+
+
+def test_a_range_carries_on_past_a_day_with_a_malformed_header(runway_env, capsys) -> None:
+    from pathlib import Path
+
+    assert main(["seed", "--source", "files", "--from", "2013-01-05", "--to", "2013-01-06"]) == 0
+    path = Path(runway_env) / "home" / "landing" / "flights" / "ds=2013-01-05" / "flights.csv"
+    header, rest = path.read_bytes().split(b"\n", 1)
+    path.write_bytes(header.replace(b",tailnum,", b",carrier,") + b"\n" + rest)
+    capsys.readouterr()
+
+    args = ["run", "ingest", "--pipeline", "flights", "--from", "2013-01-05", "--to", "2013-01-06"]
+    assert main(args) == 1
+
+    out, err = capsys.readouterr()
+    assert "FAILED flights 2013-01-05: source data error:" in out
+    assert "flights.csv has a malformed header: repeated column name(s) 'carrier'" in out
+    assert "ingested flights 2013-01-06" in out
+    assert "ingest of flights 2013-01-05..2013-01-06: 1 of 2 days ok" in out
+    assert "Traceback" not in out + err

@@ -4,9 +4,12 @@ Each dataset's delivery becomes one raw Parquet partition, published atomically 
 replacing any earlier copy of that day. Columns are cast to their declared types where
 that loses nothing (see :mod:`runway_mlops.schema`); judging the data is validation's job.
 
-A delivery that cannot be parsed (truncated or corrupt file) is copied, byte for byte,
-into the quarantine zone with its reason before the stage fails, so nothing is lost and
-the other datasets of the day are still ingested.
+A delivery that cannot be parsed or is refused (a truncated or corrupt file, a malformed
+header, a file of another format, a symbolic link: the contract in
+:mod:`runway_mlops.sources`) is copied, byte for byte, into the quarantine zone with its
+reason before the stage fails, so nothing is lost and the other datasets of the day are
+still ingested. Only regular files inside the landing root are ever copied. A delivery
+that parses but cannot be stored (values Parquet cannot hold) is quarantined the same way.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runway_mlops import catalog, freshness
 from runway_mlops.config import PipelineConfig, PlatformSettings
 from runway_mlops.errors import RunwayError, SourceDataError, SourceUnavailableError
-from runway_mlops.lake import open_lake
+from runway_mlops.lake import Lake, open_lake
 from runway_mlops.schema import cast_to_schema
-from runway_mlops.sources import CorruptDeliveryError, open_source
+from runway_mlops.sources import CorruptDeliveryError, Delivery, open_source
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -53,6 +59,7 @@ def _quarantine_delivery(
     manifest: dict[str, Any] = {"scope": "delivery", "reason": reason, "run_id": run_id}
     folder_name = delivery_folder(dataset)
     with lake.publish("quarantine", pipeline.name, folder_name, ds, manifest) as folder:
+        # Keys of files a store read: relative, no '..' (storage.unsafe_key), no links.
         for key, data in error.files.items():
             target = folder / "source-files" / key
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +79,40 @@ def _quarantine_delivery(
             run_id=run_id,
         ),
     )
+
+
+def _store_raw(
+    lake: Lake,
+    pipeline: PipelineConfig,
+    dataset: str,
+    ds: dt.date,
+    delivery: Delivery,
+    run_id: str | None,
+    fingerprint: str,
+) -> pd.DataFrame:
+    """Cast and publish one delivery as its raw partition; the frame as written."""
+    import pyarrow as pa
+
+    try:
+        frame = cast_to_schema(delivery.frame, pipeline.datasets[dataset].columns)
+        lake.write_frame(
+            "raw",
+            pipeline.name,
+            dataset,
+            ds,
+            frame,
+            manifest={"source": delivery.provenance, "fingerprint": fingerprint, "run_id": run_id},
+        )
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        # Values pandas holds but Parquet cannot (e.g. a database column mixing numbers
+        # and text): the delivery is refused like an unreadable file, never half-written.
+        where = delivery.provenance.get("folder") or delivery.provenance.get("table")
+        raise CorruptDeliveryError(
+            f"the delivery of {dataset!r} for {ds} ({where}) cannot be stored in the raw "
+            f"zone: {exc}",
+            delivery.files,
+        ) from None
+    return frame
 
 
 def ingest(
@@ -102,7 +143,7 @@ def _ingest_locked(
     lake = open_lake(settings)
     result = IngestResult(ds=ds)
     problems: list[RunwayError] = []
-    for dataset, config in pipeline.datasets.items():
+    for dataset in pipeline.datasets:
         if datasets is not None and dataset not in datasets:
             continue
         try:
@@ -114,7 +155,6 @@ def _ingest_locked(
         except (SourceUnavailableError, SourceDataError) as exc:
             problems.append(exc)
             continue
-        frame = cast_to_schema(delivery.frame, config.columns)
         # What was delivered, by content: validation and everything after it record it,
         # so a changed re-delivery shows which derived partitions are stale.
         fingerprint = (
@@ -122,14 +162,12 @@ def _ingest_locked(
             if delivery.files
             else freshness.fingerprint_frame(delivery.frame)
         )
-        lake.write_frame(
-            "raw",
-            pipeline.name,
-            dataset,
-            ds,
-            frame,
-            manifest={"source": delivery.provenance, "fingerprint": fingerprint, "run_id": run_id},
-        )
+        try:
+            frame = _store_raw(lake, pipeline, dataset, ds, delivery, run_id, fingerprint)
+        except CorruptDeliveryError as exc:
+            _quarantine_delivery(settings, pipeline, dataset, ds, exc, run_id)
+            problems.append(exc)
+            continue
         path = lake.location("raw", pipeline.name, dataset, ds)
         catalog.record_partition(
             settings.database_url,

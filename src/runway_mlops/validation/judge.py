@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from runway_mlops.config import PipelineConfig
 from runway_mlops.validation.drift import plan_drift
 from runway_mlops.validation.gx import GXSession, result_json
+from runway_mlops.validation.interval import interval_checks
 from runway_mlops.validation.results import DatasetResult, Failure
 from runway_mlops.validation.suite import interpret, plan_checks
 
@@ -66,6 +67,7 @@ def judge_dataset(
     frame = frames[dataset]
     result = DatasetResult(dataset=dataset, rows=len(frame))
     plan = plan_checks(config, frame, frames)
+    plan.checks.extend(interval_checks(pipeline, config, ds, plan.usable))
     result.failures.extend(plan.failures)
     result.notes.extend(plan.notes)
 
