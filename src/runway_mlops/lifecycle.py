@@ -10,6 +10,7 @@ whole session — the component, its process group, and the groups Airflow makes
 task runner — when
 
 * the component exits (its log servers, executor workers and tasks go with it), or
+* the watchdog itself is killed (the component gets SIGTERM: ``PR_SET_PDEATHSIG``), or
 * its supervisor is gone: ``fd`` is the read end of a pipe whose write end only the
   supervising process holds, so the kernel closes it when that process dies, even by
   SIGKILL. The watchdog then stops the session (SIGTERM, then SIGKILL after
@@ -126,6 +127,15 @@ def guarded(command: list[str]) -> tuple[list[str], int]:
     return [sys.executable, "-m", "runway_mlops.lifecycle", str(fd), "--", *command], fd
 
 
+def _die_with_parent() -> None:
+    """In the component, before exec: SIGTERM when the watchdog dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 def watch(fd: int, command: list[str]) -> int:
     """Run ``command``; end this session when it exits or when the supervisor is gone.
 
@@ -143,7 +153,7 @@ def watch(fd: int, command: list[str]) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _pass_on)
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, preexec_fn=_die_with_parent)
     orphaned = False
     while child.poll() is None:
         with contextlib.suppress(InterruptedError):

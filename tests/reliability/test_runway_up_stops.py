@@ -29,11 +29,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT, _free_port, postgres_data_dir
 
 RUNWAY = str(Path(sys.executable).parent / "runway")
 #: How long everything may take to go once ``runway up`` is stopped.
@@ -42,9 +43,18 @@ UP_SECONDS = 420
 COMPONENTS = {"postgres", "api-server", "scheduler", "dag-processor", "triggerer"}
 
 
+#: RUNWAY_POSTGRES_DATA_DIR of the module's home, when it must be outside pytest's folders.
+EXTRA: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runway-up") / "runway"
+def home(tmp_path_factory) -> Iterator[Path]:
+    with postgres_data_dir() as extra:
+        EXTRA.update(extra)
+        try:
+            yield tmp_path_factory.mktemp("runway-up") / "runway"
+        finally:
+            EXTRA.clear()
 
 
 class Up:
@@ -56,6 +66,7 @@ class Up:
         self.log = home.parent / f"up-{self.port}.log"
         env = {
             **os.environ,
+            **EXTRA,
             "RUNWAY_HOME": str(home),
             "RUNWAY_AIRFLOW_URL": f"http://localhost:{self.port}",
         }
@@ -90,7 +101,8 @@ class Up:
         names = {key.split(":")[0] for key in state["sessions"]}
         assert names == COMPONENTS, names
         self.sessions = {int(info["sid"]) for info in state["sessions"].values()}
-        pidfile = self.home / "pgdata" / "postmaster.pid"
+        pgdata = Path(EXTRA.get("RUNWAY_POSTGRES_DATA_DIR", self.home / "pgdata"))
+        pidfile = pgdata / "postmaster.pid"
         self.postmaster = int(pidfile.read_text().split()[0])
         assert self.remaining(), "nothing found running: the test would prove nothing"
 
