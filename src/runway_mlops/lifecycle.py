@@ -7,14 +7,15 @@ holder) runs in a session of its own, under a watchdog::
 
 The watchdog is the session's leader and runs the component as its child. It ends the
 whole session — the component, its process group, and the groups Airflow makes for each
-task runner — when
+task runner (which a signal to the component's group never reaches) — when
 
 * the component exits (its log servers, executor workers and tasks go with it), or
-* the watchdog itself is killed (the component gets SIGTERM: ``PR_SET_PDEATHSIG``), or
 * its supervisor is gone: ``fd`` is the read end of a pipe whose write end only the
   supervising process holds, so the kernel closes it when that process dies, even by
   SIGKILL. The watchdog then stops the session (SIGTERM, then SIGKILL after
   ``GRACE_SECONDS``) within a second or two.
+
+Should the watchdog itself be killed, its component gets SIGTERM (``PR_SET_PDEATHSIG``).
 
 A supervisor also claims its home (:func:`claim_home`): an exclusive ``flock`` on
 ``<home>/supervisor.lock`` for as long as it lives, and ``<home>/supervisor.json``
