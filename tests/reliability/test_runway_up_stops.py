@@ -49,7 +49,7 @@ EXTRA: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Iterator[Path]:
-    with postgres_data_dir() as extra:
+    with postgres_data_dir(migrated=True) as extra:
         EXTRA.update(extra)
         try:
             yield tmp_path_factory.mktemp("runway-up") / "runway"
