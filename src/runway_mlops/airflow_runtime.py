@@ -2,7 +2,17 @@
 
 ``runway up`` (``make up``) and ``runway demo`` start the real Airflow components —
 api-server (UI, REST and execution API), scheduler, dag-processor and triggerer — with
-the LocalExecutor on the embedded SQLite database under the profile's ``airflow_home``.
+the LocalExecutor. On the ``local`` profile (``airflow_database_url: embedded``) their
+metadata database is PostgreSQL on a private server in the profile's home
+(:mod:`runway_mlops.embedded_postgres`), started first and stopped last;
+``airflow_database_url: sqlite:///...`` goes back to SQLite (one writer at a time: for
+small experiments only), and a ``postgresql://`` URL names a server of your own.
+
+Each component runs in a session of its own under a watchdog
+(:mod:`runway_mlops.lifecycle`): stopping it, or its exit, ends everything it started
+(log servers, executor workers, task runners), and so does the death of the process
+that started it, even by SIGKILL. That process claims the home while it runs: a second
+one is refused, and what a dead one left behind is stopped before starting anew.
 
 Login is required: the simple auth manager with one ``admin`` user whose random password
 is generated once into ``<airflow_home>/passwords.json`` (mode 0600). The JWT and session
@@ -28,10 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from runway_mlops import embedded_postgres, lifecycle
 from runway_mlops.config import ENV_FIELDS, PlatformSettings
 from runway_mlops.errors import RunwayError
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: The embedded PostgreSQL's holder (local profile): started first, stopped last.
+POSTGRES = "postgres"
 ADMIN_USER = "admin"
 
 
@@ -147,7 +160,13 @@ def airflow_env(
 
 
 def airflow_database_url(settings: PlatformSettings) -> str:
-    """The profile's Airflow metadata database: its own setting, else SQLite in its home."""
+    """The profile's Airflow metadata database.
+
+    ``embedded``: the database ``airflow`` on the home's own PostgreSQL (its Unix
+    socket); unset: SQLite in ``airflow_home``; else the URL as given.
+    """
+    if embedded_postgres.is_embedded(settings):
+        return embedded_postgres.url(embedded_postgres.data_dir(settings))
     return settings.airflow_database_url or f"sqlite:///{settings.airflow_home / 'airflow.db'}"
 
 
@@ -216,29 +235,41 @@ class AirflowProcesses:
         return self.settings.airflow_url.rstrip("/")
 
     def spawn(self, name: str, command: list[str]) -> None:
-        """Start one component with its output appended to ``logs/<name>.log``."""
+        """Start one component with its output appended to ``logs/<name>.log``.
+
+        It runs in a new session under a watchdog that ends the session when the
+        component exits or this process dies; the home's claim records the session.
+        """
+        claim = lifecycle.claim_home(self.settings.home)
         log = self.settings.airflow_home / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         self.logs[name] = log
         self.commands[name] = command
+        argv, fd = lifecycle.guarded(command)
         with log.open("ab") as out:
-            self.processes[name] = subprocess.Popen(
-                command,
+            proc = subprocess.Popen(
+                argv,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                pass_fds=(fd,),
             )
+        self.processes[name] = proc
+        claim.record(name, proc.pid)
 
     def check_alive(self) -> None:
         """Restart a background component that exited, as a process supervisor would.
 
-        The scheduler exits on some database errors by design (e.g. a ``StaleDataError``
-        when SQLite serialises a backfill's writes against its own) and relies on a
+        The scheduler exits on some database errors by design and relies on a
         supervisor to start it again; its state is in the database, so a restart loses
-        nothing. The API server is not restarted: it is what we talk to. After
-        ``MAX_RESTARTS`` restarts of one component, its exit is an error.
+        nothing. On SQLite that happened in most long backfills (``ObjectDeletedError``
+        when Airflow deleted a backfill's runs after a ``database is locked``, see
+        :mod:`runway_mlops.embedded_postgres`); on PostgreSQL it should not, and
+        :meth:`restart_summary` says how often it did. The API server and the embedded
+        PostgreSQL are not restarted: their exit is an error. After ``MAX_RESTARTS``
+        restarts of one component, its exit is an error.
         """
         for name, proc in list(self.processes.items()):
             if proc.poll() is None:
@@ -247,6 +278,7 @@ class AirflowProcesses:
             restarts = self.restarts.get(name, 0)
             if name in RESTARTABLE and restarts < MAX_RESTARTS:
                 self.restarts[name] = restarts + 1
+                lifecycle.claim_home(self.settings.home).forget(name, proc.pid)
                 print(
                     f"runway: airflow {name} exited with status {proc.returncode}; restarting "
                     f"({restarts + 1}/{MAX_RESTARTS}, log: {self.logs[name]})",
@@ -269,21 +301,40 @@ class AirflowProcesses:
                 parts.append(f"--- {name} ({log}):\n{text}")
         return "\n".join(parts)
 
-    def stop(self, timeout: float = 30) -> None:
-        for proc in self.processes.values():
+    def restart_summary(self) -> str:
+        """``scheduler restarts: N`` for each restartable component this process ran."""
+        names = [n for n in RESTARTABLE if n in self.commands]
+        return ", ".join(f"{n} restarts: {self.restarts.get(n, 0)}" for n in names)
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop every component (the embedded PostgreSQL last); nothing is left running.
+
+        Each watchdog gets SIGTERM, passes it to its component's process group, and
+        ends the rest of its session once the component has exited. Whoever is still
+        there after ``timeout`` is killed, session and all.
+        """
+        first = {n: p for n, p in self.processes.items() if n != POSTGRES}
+        last = {n: p for n, p in self.processes.items() if n == POSTGRES}
+        for group in (first, last):
+            self._stop(group, timeout)
+        self.processes.clear()
+
+    def _stop(self, procs: dict[str, subprocess.Popen[bytes]], timeout: float) -> None:
+        for proc in procs.values():
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+                    os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for proc in self.processes.values():
+        for name, proc in procs.items():
             remaining = max(0.1, deadline - time.monotonic())
             try:
                 proc.wait(remaining)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                lifecycle.signal_session(proc.pid, signal.SIGKILL)
                 proc.wait(5)
-        self.processes.clear()
+            # The watchdog has ended its session; a killed one may have left some of it.
+            lifecycle.end_session(proc.pid, grace=5)
+            lifecycle.claim_home(self.settings.home).forget(name, proc.pid)
 
 
 def component_commands(settings: PlatformSettings) -> dict[str, list[str]]:
@@ -318,19 +369,26 @@ def start(
     *,
     wait_seconds: float = 180,
 ) -> AirflowProcesses:
-    """Migrate the database, start the components and wait until the API answers."""
-    env = airflow_env(settings)
+    """Start the embedded PostgreSQL (if the profile uses it), migrate the database, start
+    the components and wait until the API answers.
+
+    Claims the profile's home first (:func:`runway_mlops.lifecycle.claim_home`).
+    """
+    lifecycle.claim_home(settings.home)
     if port_in_use(settings.airflow_url):
         raise AirflowStartError(
             f"something already listens on {settings.airflow_url}: stop it (is `make up` "
             "running?) or choose another address with RUNWAY_AIRFLOW_URL"
         )
-    migrate(settings, env)
-    running = AirflowProcesses(settings=settings, env=env)
+    running = AirflowProcesses(settings=settings, env=dict(os.environ))
     commands = component_commands(settings)
     if settings.executor == "CeleryExecutor" and "scheduler" in components:
         components = [*components, "celery-worker"]
     try:
+        if embedded_postgres.is_embedded(settings):
+            start_postgres(running)
+        running.env = airflow_env(settings)
+        migrate(settings, running.env)
         for name in components:
             running.spawn(name, commands[name])
         if "api-server" in components:
@@ -339,6 +397,27 @@ def start(
         running.stop()
         raise
     return running
+
+
+def start_postgres(running: AirflowProcesses) -> None:
+    """Start the home's PostgreSQL under ``running`` (or reuse it) and wait until ready."""
+    pgdata = embedded_postgres.data_dir(running.settings)
+    log = running.settings.airflow_home / "logs" / f"{POSTGRES}.log"
+    offset = log.stat().st_size if log.exists() else 0
+    running.spawn(POSTGRES, embedded_postgres.holder_command(pgdata))
+    deadline = time.monotonic() + embedded_postgres.START_SECONDS
+    while True:
+        running.check_alive()
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            if embedded_postgres.READY.encode() in handle.read():
+                return
+        if time.monotonic() > deadline:
+            raise AirflowStartError(
+                f"the embedded PostgreSQL in {pgdata} was not ready within "
+                f"{embedded_postgres.START_SECONDS}s (logs: {log}, {pgdata / 'log'})"
+            )
+        time.sleep(0.2)
 
 
 def _wait_healthy(running: AirflowProcesses, wait_seconds: float) -> None:

@@ -1223,8 +1223,13 @@ class PlatformSettings(_Model):
     s3_endpoint_url: str | None = None
     #: ``s3://bucket/prefix``: the lake's home; ``lake_dir`` is then its local staging.
     lake_uri: str | None = None
-    #: Airflow's metadata database; None: SQLite under ``airflow_home``.
+    #: Airflow's metadata database: a SQLAlchemy URL; ``embedded``: PostgreSQL that
+    #: Runway runs in ``<home>/pgdata`` (runway_mlops.embedded_postgres); None: SQLite
+    #: under ``airflow_home``.
     airflow_database_url: str | None = None
+    #: Data folder (and log, ``log``) of the embedded PostgreSQL (``airflow_database_url:
+    #: embedded``); None: ``<home>/pgdata``.
+    postgres_data_dir: Path | None = None
     executor: Literal["LocalExecutor", "CeleryExecutor"] = "LocalExecutor"
     #: CeleryExecutor's broker (Redis); results go to the Airflow database.
     celery_broker_url: str | None = None
@@ -1265,6 +1270,7 @@ class _ProfileFile(_Model):
     s3_endpoint_url: str | None = None
     lake_uri: str | None = None
     airflow_database_url: str | None = None
+    postgres_data_dir: str | None = None
     executor: Literal["LocalExecutor", "CeleryExecutor"] = "LocalExecutor"
     celery_broker_url: str | None = None
     mlflow_backend_store_uri: str | None = None
@@ -1276,12 +1282,18 @@ class _ProfileFile(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> _ProfileFile:
+        url = self.airflow_database_url
+        if url is not None and url != "embedded" and "://" not in url:
+            raise ValueError(
+                f"airflow_database_url must be 'embedded' or a database URL "
+                f"(sqlite:///..., postgresql+psycopg2://...); got {url!r}"
+            )
         if self.executor == "CeleryExecutor" and not self.celery_broker_url:
             raise ValueError("executor CeleryExecutor needs celery_broker_url (e.g. redis://...)")
-        if self.executor == "CeleryExecutor" and not self.airflow_database_url:
+        if self.executor == "CeleryExecutor" and (not url or url.startswith("sqlite")):
             raise ValueError(
-                "executor CeleryExecutor needs airflow_database_url (PostgreSQL): "
-                "SQLite cannot serve several processes"
+                "executor CeleryExecutor needs airflow_database_url (PostgreSQL, or "
+                "'embedded'): SQLite cannot serve several processes"
             )
         if self.lake_uri is not None and not self.lake_uri.startswith("s3://"):
             raise ValueError(f"lake_uri must be s3://bucket[/prefix] (got {self.lake_uri!r})")

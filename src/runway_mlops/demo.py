@@ -426,6 +426,9 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
         if procs:
             procs.stop()
     print(f"{steps}/{steps} summary", flush=True)
+    if procs:
+        # A restart is the supervisor recovering a crashed component: 0 is expected.
+        print(f"airflow {procs.restart_summary()}", flush=True)
     print(summarize(settings, config, runs, time.monotonic() - began), flush=True)
     if training_text:
         print("\n" + training_text, flush=True)

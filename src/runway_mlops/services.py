@@ -6,10 +6,17 @@ services it expects to be running (PostgreSQL, Redis, S3), creates the databases
 buckets named in the profile when they are missing, starts the MLflow tracking server
 (``mlflow_backend_store_uri`` set: PostgreSQL backend, artifacts proxied to S3) and a
 Spark standalone master with ``spark_workers`` workers (``spark://`` master), then
-Airflow with the profile's executor (Celery workers included). Everything it started is
-stopped when it exits; nothing it did not start is touched.
+Airflow with the profile's executor (Celery workers included).
 
-On the embedded ``local`` profile none of the extra services apply: it is Airflow alone.
+Everything it started is stopped when it stops — Ctrl-C (SIGINT), SIGTERM, SIGHUP (its
+terminal closed) or the death of the process that started it (checked every two
+seconds) — and, should it be SIGKILLed, by each component's watchdog within seconds
+(:mod:`runway_mlops.lifecycle`). It claims the profile's home: a second ``runway up``
+on the same home is refused while the first runs, and what a killed one left behind is
+stopped before starting anew. Nothing it did not start is touched.
+
+On the embedded ``local`` profile none of the extra services apply: it is Airflow and
+its PostgreSQL (:mod:`runway_mlops.embedded_postgres`).
 ``--s3-emulator`` runs moto's S3 server at a loopback ``s3_endpoint_url`` where MinIO
 would be in a deployment (``make prod`` uses it; this machine has no MinIO).
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -25,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from runway_mlops import airflow_runtime
+from runway_mlops import airflow_runtime, lifecycle
 from runway_mlops.airflow_runtime import AirflowProcesses
 from runway_mlops.config import PlatformSettings
 from runway_mlops.errors import RunwayError
@@ -365,8 +373,10 @@ def running_platform(
 ) -> Iterator[Platform]:
     """The profile's services and Airflow for the duration of a ``with`` block.
 
-    The services are stopped after Airflow on the way out.
+    The services are stopped after Airflow on the way out. The home is claimed first:
+    refused if another Runway process runs it, cleaned of what a dead one left.
     """
+    lifecycle.claim_home(settings.home, "`runway up`")
     check_secrets(settings)
     check_broker(settings)
     ensure_databases(settings)
@@ -379,8 +389,30 @@ def running_platform(
         services.stop()
 
 
+class _Stop(BaseException):
+    """``runway up`` was asked to stop by a signal (a BaseException, like Ctrl-C's)."""
+
+
+def _stop_on(signum: int, frame: object) -> None:
+    # From here on a second Ctrl-C or SIGTERM must not cut the cleanup short.
+    _ignore_stop_signals()
+    raise _Stop(f"{signal.Signals(signum).name} received")
+
+
+def _ignore_stop_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def serve(settings: PlatformSettings, *, s3_emulator: bool = False) -> int:
-    """``runway up``: start the profile's services and Airflow; Ctrl-C stops them."""
+    """``runway up``: start the profile's services and Airflow until asked to stop.
+
+    SIGINT (Ctrl-C), SIGTERM and SIGHUP stop everything started here, and so does the
+    death of the process that started this one (e.g. ``make``, a test harness).
+    """
+    parent = os.getppid()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on)
     extra = []
     if s3_emulator:
         extra.append("S3 emulator")
@@ -397,12 +429,30 @@ def serve(settings: PlatformSettings, *, s3_emulator: bool = False) -> int:
     try:
         with running_platform(settings, s3_emulator=s3_emulator) as platform:
             print(describe(settings, platform.airflow), flush=True)
-            while True:
-                platform.check_alive()
-                time.sleep(2)
-    except KeyboardInterrupt:
-        print("\nStopping ...")
+            try:
+                while os.getppid() == parent:
+                    platform.check_alive()
+                    time.sleep(2)
+                why = "the process that started `runway up` is gone"
+            except _Stop as stop:
+                why = str(stop)
+            _ignore_stop_signals()
+            print(f"\nrunway: {why}; stopping everything started in {settings.home} ...")
+    except _Stop as stop:
+        print(f"\nrunway: {stop} while starting; stopped what was started", flush=True)
         return 0
+    print(f"runway: stopped everything started in {settings.home}", flush=True)
+    return 0
+
+
+def _metadata_where(settings: PlatformSettings) -> str:
+    from runway_mlops import embedded_postgres
+
+    if embedded_postgres.is_embedded(settings):
+        pgdata = embedded_postgres.data_dir(settings)
+        return f"PostgreSQL in {pgdata} (log {pgdata / 'log'})"
+    url = airflow_runtime.airflow_database_url(settings)
+    return url if url.startswith("sqlite") else urlsplit(url)._replace(netloc="").geturl()
 
 
 def describe(settings: PlatformSettings, airflow: AirflowProcesses) -> str:
@@ -419,6 +469,7 @@ def describe(settings: PlatformSettings, airflow: AirflowProcesses) -> str:
         f"  validation reports: {airflow.url}/runway/reports/ (also under Browse in the UI)",
         f"  model monitoring:   {airflow.url}/runway/monitoring/ (Browse → Model monitoring)",
         f"  logs:     {settings.airflow_home / 'logs'}",
-        "Press Ctrl-C to stop everything started here.",
+        f"  Airflow metadata: {_metadata_where(settings)}",
+        "Press Ctrl-C to stop everything started here (SIGTERM and SIGHUP do the same).",
     ]
     return "\n".join(lines)

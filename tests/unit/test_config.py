@@ -163,10 +163,16 @@ def test_env_override_is_validated_with_its_profile() -> None:
     with pytest.raises(ConfigError, match="CeleryExecutor needs airflow_database_url"):
         load_settings(
             CONFIG_DIR,
-            env={"RUNWAY_EXECUTOR": "CeleryExecutor", "RUNWAY_CELERY_BROKER_URL": "redis://r"},
+            env={
+                "RUNWAY_EXECUTOR": "CeleryExecutor",
+                "RUNWAY_CELERY_BROKER_URL": "redis://r",
+                "RUNWAY_AIRFLOW_DATABASE_URL": "sqlite:////tmp/airflow.db",
+            },
         )
     with pytest.raises(ConfigError, match="lake_uri must be s3://"):
         load_settings(CONFIG_DIR, env={"RUNWAY_LAKE_URI": "/data/lake"})
+    with pytest.raises(ConfigError, match="must be 'embedded' or a database URL"):
+        load_settings(CONFIG_DIR, env={"RUNWAY_AIRFLOW_DATABASE_URL": "postgres"})
 
 
 def test_celery_profile_without_broker_names_the_file(tmp_path: Path) -> None:
