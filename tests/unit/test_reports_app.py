@@ -708,3 +708,9 @@ def test_no_path_makes_a_route_fail(client, token, parts) -> None:
     for prefix in ("/reports/files/", "/monitoring/files/", "/monitoring/", "/decisions/"):
         response = client.get(prefix + path, follow_redirects=False)
         assert response.status_code < 500, (prefix + path, response.status_code)
+
+
+def test_the_longest_id_a_query_may_carry_is_airflows() -> None:
+    from airflow.models.base import ID_LEN
+
+    assert MAX_ID == ID_LEN
