@@ -127,9 +127,14 @@ def airflow_env(
         # a live task's supervisor beats every few seconds, even on a loaded machine.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "120",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        # Log servers next to the API port, so two Runway homes can run side by side.
+        # Log servers next to the API port, so two Runway homes can run side by side, and
+        # on loopback when every component runs here (see runway_mlops.log_servers).
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str((parts.port or 8080) + 1),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str((parts.port or 8080) + 2),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_HOST": env.get(
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_HOST",
+            "127.0.0.1" if settings.executor == "LocalExecutor" else "",
+        ),
         "RUNWAY_CONFIG_DIR": str(settings.config_dir),
         "RUNWAY_PROFILE": settings.profile,
         "PYSPARK_PYTHON": sys.executable,

@@ -18,6 +18,14 @@ from fastapi.testclient import TestClient
 from runway_mlops import catalog
 from runway_mlops.ui.reports_app import create_app
 from tests.conftest import CONFIG_DIR, ROOT
+from tests.unit.test_reports_app import (
+    HOSTILE,
+    HOSTILE_ATTRIBUTE,
+    assert_inert,
+    csp,
+    dags_owned_by_teams,
+    team_token,
+)
 
 DAG_ID = "flights_training"
 RUN_ID = "scheduled__2013-01-08T00:00:00+00:00"
@@ -437,36 +445,91 @@ def test_a_user_without_a_role_is_authenticated_but_not_allowed(client, auth_man
     assert MODEL not in index.text and "No gate decision yet" in index.text
 
 
-@pytest.mark.parametrize("refused", [DAG_ID, None])
+#: A decision of another pipeline's training DAG, owned by another team.
+TAXIS_DAG, TAXIS_ID = "taxis_training", "7a8e5c000000000000000000000000aa"
+
+
+@pytest.mark.parametrize("team", ["team_flights", "team_taxis"])
 def test_decisions_follow_the_dag_permissions_of_the_auth_manager(
-    client, auth_manager, token, monkeypatch, refused
+    client, decisions, auth_manager, team
 ) -> None:
-    """Records of a DAG the user may not read are hidden; records without a DAG (written
-    outside Airflow) follow the permission on DAG runs in general, as reports do."""
-    asked: list[str | None] = []
-
-    def is_authorized_dag(*, method, user, access_entity=None, details=None) -> bool:
-        asked.append(details.id if details else None)
-        return method == "GET" and details is not None and details.id != refused
-
-    monkeypatch.setattr(auth_manager, "is_authorized_dag", is_authorized_dag)
-    client.cookies.set("_token", token)
-    decisions = _rows(client.get("/decisions/").text)
-    events = _rows(client.get("/decisions/").text, table=1)
-    hidden, shown = (PASSED_ID, CLI_ID) if refused else (CLI_ID, PASSED_ID)
-    assert client.get(f"/decisions/{hidden}").status_code == 403
-    page = client.get(f"/decisions/{shown}")
-    assert page.status_code == 200 and "roc_auc_min" in page.text
-    run = client.get("/decisions/run", params={"dag_id": DAG_ID, "run_id": RUN_ID})
-    if refused:
-        assert run.status_code == 403
-        assert [d["model"] for d in decisions] == ["flights_delay_cli"]
-        assert [e["event"] for e in events] == ["promoted"]
-    else:
+    """Two training DAGs owned by two teams (Airflow's own per-DAG permissions, judged by
+    the real simple auth manager): a user of one team sees that DAG's records only, and
+    records written outside Airflow (no DAG) as every reader of DAG runs does."""
+    catalog.record_gate_decision(
+        decisions.database_url,
+        _decision(TAXIS_ID, pipeline="taxis", model_name="taxis_fare", dag_id=TAXIS_DAG),
+    )
+    mine, theirs = (PASSED_ID, TAXIS_ID) if team == "team_flights" else (TAXIS_ID, PASSED_ID)
+    with dags_owned_by_teams({DAG_ID: "team_flights", TAXIS_DAG: "team_taxis"}):
+        client.cookies.set("_token", team_token(auth_manager, team))
+        listed = {row["model"] for row in _rows(client.get("/decisions/").text)}
+        events = [e["event"] for e in _rows(client.get("/decisions/").text, table=1)]
+        refused = client.get(f"/decisions/{theirs}")
+        shown = client.get(f"/decisions/{mine}")
+        cli = client.get(f"/decisions/{CLI_ID}")
+        run = client.get("/decisions/run", params={"dag_id": DAG_ID, "run_id": RUN_ID})
+    assert refused.status_code == 403
+    _assert_no_decision(refused)
+    assert shown.status_code == 200 and "roc_auc_min" in shown.text
+    assert cli.status_code == 200  # outside Airflow: no DAG, no team
+    if team == "team_flights":
+        assert listed == {MODEL, "flights_delay_cli"}
+        assert events == ["promoted", "challenger", "registered"]
         assert run.status_code == 200 and f"Gate decision {RETRY_ID}" in run.text
-        assert [d["model"] for d in decisions] == [MODEL, MODEL]
-        assert [e["event"] for e in events] == ["challenger", "registered"]
-    assert set(asked) == {DAG_ID, None}
+    else:
+        assert listed == {"taxis_fare", "flights_delay_cli"}
+        assert events == ["promoted"]  # the flights DAG's events are hidden
+        assert run.status_code == 403
+
+
+# ------------------------------------------------------------------ inert pages
+
+
+def test_hostile_values_are_shown_as_text(client, decisions, token) -> None:
+    """Checks, inputs, model names and events recorded by a run are escaped on every page,
+    and the pages run no script."""
+    hostile_id = "40511e000000000000000000000000aa"
+    catalog.record_gate_decision(
+        decisions.database_url,
+        _decision(
+            hostile_id,
+            pipeline=HOSTILE,
+            model_name=HOSTILE_ATTRIBUTE,
+            model_version=HOSTILE,
+            mode=HOSTILE_ATTRIBUTE,
+            decision=HOSTILE_ATTRIBUTE,
+            checks=[
+                {
+                    "name": HOSTILE,
+                    "value": HOSTILE_ATTRIBUTE,
+                    "threshold": [HOSTILE],
+                    "verdict": HOSTILE_ATTRIBUTE,
+                    "detail": HOSTILE,
+                }
+            ],
+            inputs={HOSTILE_ATTRIBUTE: {HOSTILE: [HOSTILE, {"deep": HOSTILE_ATTRIBUTE}]}},
+            run_id=HOSTILE,
+        ),
+    )
+    catalog.record_model_event(
+        decisions.database_url,
+        _event(
+            HOSTILE_ATTRIBUTE,
+            HOSTILE,
+            HOSTILE,
+            HOSTILE_ATTRIBUTE,
+            details={"decision_id": hostile_id},
+            run_id=HOSTILE,
+        ),
+    )
+    client.cookies.set("_token", token)
+    for path in ("/decisions/", f"/decisions/{hostile_id}"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert_inert(response.text, HOSTILE, HOSTILE_ATTRIBUTE)
+        assert csp(response)["sandbox"] == ["allow-same-origin"]
+        assert "script-src" not in csp(response)
 
 
 # --------------------------------------------------- inside Airflow's API server

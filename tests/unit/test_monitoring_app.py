@@ -24,6 +24,14 @@ from runway_mlops.monitoring import store
 from runway_mlops.monitoring.report import report_dir, write_report
 from runway_mlops.ui.reports_app import create_app
 from tests.conftest import CONFIG_DIR, ROOT
+from tests.unit.test_reports_app import (
+    HOSTILE,
+    HOSTILE_ATTRIBUTE,
+    assert_inert,
+    csp,
+    dags_owned_by_teams,
+    team_token,
+)
 
 PIPELINE = "flights"
 DAG_ID = "flights_monitoring"
@@ -322,19 +330,18 @@ def test_a_user_without_a_role_is_authenticated_but_not_allowed(client, auth_man
     assert "appears once a pipeline's monitoring DAG has run" in index.text
 
 
-def test_reports_follow_the_monitoring_dag_permissions(
-    client, auth_manager, token, monkeypatch
-) -> None:
+@pytest.fixture
+def teams(reports, auth_manager):
+    """flights' monitoring DAG owned by one team, taxis' by another (Airflow's own per-DAG
+    permissions, judged by the real simple auth manager)."""
+    with dags_owned_by_teams({DAG_ID: "team_flights", "taxis_monitoring": "team_taxis"}):
+        yield reports
+
+
+def test_reports_follow_the_monitoring_dag_permissions(client, teams, auth_manager) -> None:
     """A reader of the taxis monitoring runs, not of the flights ones: taxis only, and
-    flights refused before the disk is looked at (a missing file is a 403 too)."""
-    asked: list[str | None] = []
-
-    def is_authorized_dag(*, method, user, access_entity=None, details=None) -> bool:
-        asked.append(details.id if details else None)
-        return method == "GET" and details is not None and details.id != DAG_ID
-
-    monkeypatch.setattr(auth_manager, "is_authorized_dag", is_authorized_dag)
-    client.cookies.set("_token", token)
+    flights refused before the file is looked for (a missing file is a 403 too)."""
+    client.cookies.set("_token", team_token(auth_manager, "team_taxis"))
     index = client.get("/monitoring/")
     assert index.status_code == 200
     assert "files/taxis/index.html" in index.text and "files/flights/" not in index.text
@@ -348,11 +355,86 @@ def test_reports_follow_the_monitoring_dag_permissions(
         assert response.status_code == 403, path
         _assert_no_report(response)
     assert client.get("/monitoring/files/taxis/quality.png").status_code == 200
-    # Authorised for taxis is not authorised for flights through taxis' folder.
-    through = client.get("/monitoring/files/taxis/%2e%2e/flights/index.html")
-    assert through.status_code == 404
-    _assert_no_report(through)
-    assert set(asked) == {DAG_ID, "taxis_monitoring"}
+
+
+@pytest.mark.parametrize(
+    "into_flights",
+    [
+        "taxis/%2e%2e/flights/index.html",
+        "taxis/..%2fflights/quality.png",
+        "taxis/%2e%2e/%2e%2e/monitoring/flights/index.html",
+        "alias/index.html",  # a pipeline folder that is a link to flights'
+    ],
+)
+def test_a_path_that_leads_into_another_pipeline_is_authorised_as_that_pipeline(
+    client, teams, auth_manager, into_flights
+) -> None:
+    """The pipeline is the folder a path leads to (``..`` and links resolved), not the
+    path's first part: a reader of taxis gets nothing of flights through taxis' folder."""
+    client.cookies.set("_token", team_token(auth_manager, "team_taxis"))
+    refused = client.get(f"/monitoring/files/{into_flights}")
+    assert refused.status_code == 403
+    assert "You may not read runs of flights_monitoring" in refused.text
+    _assert_no_report(refused)
+    # The same path is flights' file for a reader of flights.
+    client.cookies.set("_token", team_token(auth_manager, "team_flights", username="bob"))
+    assert client.get(f"/monitoring/files/{into_flights}").status_code == 200
+
+
+# ------------------------------------------------------------------ inert pages
+
+
+def test_the_report_page_runs_no_script_and_its_plots_are_data(client, token) -> None:
+    client.cookies.set("_token", token)
+    page = client.get(REPORT)
+    # Runway's own page (every value escaped): no script, Airflow's origin kept so the
+    # plots load with the login cookie.
+    assert csp(page)["sandbox"] == ["allow-same-origin"]
+    assert csp(page)["img-src"] == ["'self'"] and "script-src" not in csp(page)
+    plot = client.get("/monitoring/files/flights/quality.png")
+    assert plot.headers["content-type"] == "image/png"
+    assert csp(plot)["sandbox"] == [] and csp(plot)["default-src"] == ["'none'"]
+    for response in (page, plot):
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_hostile_values_are_shown_as_text_in_the_report(settings, flights_pipeline) -> None:
+    """Reasons, actors, versions and figures recorded by monitoring runs are escaped."""
+    url = settings.database_url
+    write_monitoring_report(settings, flights_pipeline, days=2, promoted=False)
+    store.record_decision(
+        url,
+        PIPELINE,
+        FIRST_DAY,
+        store.PolicyDecision(
+            "retrain",
+            "fire",
+            HOSTILE,
+            figures={HOSTILE_ATTRIBUTE: HOSTILE},
+            action=HOSTILE_ATTRIBUTE,
+        ),
+        dag_id=HOSTILE_ATTRIBUTE,
+        run_id=HOSTILE,
+    )
+    catalog.record_model_event(
+        url,
+        catalog.ModelEvent(
+            pipeline=PIPELINE,
+            model_name=flights_pipeline.model_name,
+            model_version=HOSTILE_ATTRIBUTE,
+            event=HOSTILE_ATTRIBUTE,
+            actor=HOSTILE,
+            reason=HOSTILE,
+            details={"effective_from": HOSTILE_ATTRIBUTE},
+            dag_id=HOSTILE,
+            run_id=HOSTILE_ATTRIBUTE,
+        ),
+    )
+    index = write_report(settings, flights_pipeline, aliases={"champion": HOSTILE_ATTRIBUTE})
+    page = index.read_text()
+    # The page's own plots are its only images.
+    assert re.findall(r"<img src='([^']+)'", page) == list(PLOTS)
+    assert_inert(page.replace("<img ", "<figure "), HOSTILE, HOSTILE_ATTRIBUTE)
 
 
 # ------------------------------------------------------------------ path traversal
@@ -367,7 +449,6 @@ def test_reports_follow_the_monitoring_dag_permissions(
         "/monitoring/files/flights/%2e%2e/%2e%2e/secret.txt",
         "/monitoring/files/flights/..%2f..%2fsecret.txt",
         "/monitoring/files/flights/%252e%252e/%252e%252e/secret.txt",
-        "/monitoring/files/flights/%2e%2e/taxis/index.html",
         "/monitoring/files//etc/passwd",
         "/monitoring/files/%2fetc%2fpasswd",
         "/monitoring/files/flights/%2fetc%2fpasswd",
@@ -377,7 +458,6 @@ def test_reports_follow_the_monitoring_dag_permissions(
         "/monitoring/files/flights/escape_dir/secret.txt",
         "/monitoring/files/evil/secret.txt",
         "/monitoring/files/evil/index.html",
-        "/monitoring/files/alias/index.html",
         "/monitoring/files/.flights-0123abcd/index.html",
         "/monitoring/files/Flights/index.html",
         "/monitoring/files/flights-x/index.html",

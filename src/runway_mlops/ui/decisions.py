@@ -32,7 +32,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from runway_mlops.config import PlatformSettings
-from runway_mlops.ui.reports_app import UserDep, html_page, may_read_runs, run_reader
+from runway_mlops.ui.reports_app import MAX_ID, UserDep, html_page, may_read_runs, run_reader
 
 if TYPE_CHECKING:
     from runway_mlops.catalog import GateDecisionRecord, ModelEvent
@@ -262,8 +262,8 @@ def decisions_router(settings_loader: Callable[[], PlatformSettings]) -> APIRout
     @router.get("/run", response_model=None)
     def for_run(
         user: UserDep,
-        dag_id: Annotated[str, Query(min_length=1)],
-        run_id: Annotated[str, Query(min_length=1)],
+        dag_id: Annotated[str, Query(min_length=1, max_length=MAX_ID)],
+        run_id: Annotated[str, Query(min_length=1, max_length=MAX_ID)],
     ) -> Response:
         """The decision recorded by this DAG run (the latest), or a 404 page saying none was."""
         from runway_mlops import catalog

@@ -9,12 +9,15 @@ mount point (``/runway`` in Airflow):
 * ``/monitoring/`` — every pipeline with a report the user may see, with a link to it;
 * ``/monitoring/<pipeline>`` (or ``/monitoring/<pipeline>/``) — a redirect to that
   pipeline's report, or a 404 page saying there is none yet;
-* ``/monitoring/files/<pipeline>/<file>`` — the report files themselves; a path that
-  resolves outside that pipeline's folder (``..``, absolute, encoded, symlinked) is a 404.
+* ``/monitoring/files/<pipeline>/<file>`` — the report files themselves. The path is
+  resolved first (``..``, encoded, symlinked) and the folder it lands in names the
+  pipeline; outside the monitoring folder, or no valid path at all, is a 404.
 
 Login and authorisation are the reports' (:mod:`runway_mlops.ui.reports_app`): a
 pipeline's report is shown to users the auth manager lets read the runs of its
-``<pipeline>_monitoring`` DAG, asked before the disk is looked at.
+``<pipeline>_monitoring`` DAG, asked before the file is looked for. Files are served as
+:mod:`runway_mlops.ui.serving` says: the report's page as Runway's own (escaped, no
+script), anything else as data.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the real ``Annotated``
@@ -30,13 +33,14 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from runway_mlops.config import PlatformSettings
-from runway_mlops.ui.reports_app import UserDep, html_page, may_read_runs, run_reader, safe_path
+from runway_mlops.ui.reports_app import UserDep, html_page, may_read_runs, run_reader
+from runway_mlops.ui.serving import NO_FILE, is_file, resolve_inside, serve_file
 
 #: What a pipeline name may look like; anything else (``..``, the staging and trash
-#: folders ``.<pipeline>-<uuid>`` of the atomic swap, lock files) is a 404.
-PIPELINE = re.compile(r"^[a-z][a-z0-9_]*$")
+#: folders ``.<pipeline>-<uuid>`` of the atomic swap, lock files, a name too long for
+#: its ``<pipeline>_monitoring`` DAG id) is a 404.
+PIPELINE = re.compile(r"^[a-z][a-z0-9_]{0,199}$")
 
-_NO_FILE = "No such report file."
 _NO_REPORT = "No such monitoring report."
 
 
@@ -51,7 +55,10 @@ def _root(settings: PlatformSettings) -> Path:
 
 def _inside(path: Path, root: Path, pipeline: str) -> bool:
     """Whether ``path``, symlinks resolved, is in ``pipeline``'s own folder of ``root``."""
-    return path.resolve().is_relative_to(root.resolve() / pipeline)
+    try:
+        return path.resolve().is_relative_to(root.resolve() / pipeline)
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def _updated(index: Path) -> str:
@@ -113,17 +120,19 @@ def monitoring_router(settings_loader: Callable[[], PlatformSettings]) -> APIRou
     # Declared before ``/{pipeline}``: ``files`` is not a pipeline's page.
     @router.get("/files/{relative:path}", response_model=None)
     def report_file(relative: str, user: UserDep) -> FileResponse:
-        """One file of a pipeline's report folder, if the user may read its monitoring runs."""
-        pipeline, _, rest = relative.partition("/")
-        # Authorise before looking at the disk, so a refusal says nothing about the files.
+        """One file of a pipeline's report folder, if the user may read its monitoring runs.
+
+        The pipeline is the folder the path lands in once resolved, never the path's first
+        part as asked: ``flights/../taxis/index.html`` (or a link in ``flights`` pointing
+        into ``taxis``) is taxis' report, for readers of taxis' monitoring runs.
+        """
+        found = resolve_inside(_root(settings_loader()), relative)
+        pipeline, *rest = found.parts
+        if not rest:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, NO_FILE)
+        # Authorise before looking for the file, so a refusal says nothing about it.
         authorise(user, pipeline)
-        root = _root(settings_loader())
-        path = safe_path(root, relative)
-        # Inside *this* pipeline's folder, not just the monitoring folder: otherwise
-        # ``flights/%2e%2e/taxis/index.html`` would serve taxis to a reader of flights.
-        if not rest or not _inside(path, root, pipeline):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, _NO_FILE)
-        return FileResponse(path, headers={"Cache-Control": "private, no-cache"})
+        return serve_file(found.path, runway_page=rest == ["index.html"])
 
     @router.get("/{pipeline}", response_model=None)
     @router.get("/{pipeline}/", response_model=None)
@@ -132,7 +141,7 @@ def monitoring_router(settings_loader: Callable[[], PlatformSettings]) -> APIRou
         authorise(user, pipeline)
         root = _root(settings_loader())
         index_html = root / pipeline / "index.html"
-        if index_html.is_file() and _inside(index_html, root, pipeline):
+        if is_file(index_html) and _inside(index_html, root, pipeline):
             # Relative, so it holds under any mount point and base URL; from
             # ``/monitoring/<pipeline>/`` the files route is one level further up.
             up = "../" if request.url.path.endswith("/") else ""

@@ -11,8 +11,9 @@ Expectations Data Docs), and one catalog record per dataset. The plugin
 * ``/reports/run?dag_id=...&run_id=...`` — the report of one DAG run: a redirect to its
   files, or a 404 page saying no report was recorded for that run (the target of the
   *Validation report* tab on task instances);
-* ``/reports/files/<pipeline>/ds=<day>/<file>`` — the report files themselves; a path that
-  resolves outside the reports folder (``..``, absolute, encoded, symlinked) is a 404;
+* ``/reports/files/<pipeline>/ds=<day>/<file>`` — the report files themselves. The path is
+  resolved first (``..``, encoded, symlinked) and the folder it lands in decides whose
+  report it is; outside the reports folder, or no valid path at all, is a 404;
 * ``/decisions/...`` — the model-gate decisions and model events recorded in the platform
   database, one page per decision (routes in :mod:`runway_mlops.ui.decisions`);
 * ``/monitoring/...`` — each pipeline's model-monitoring report, written by its
@@ -25,6 +26,11 @@ Airflow mounts plugin apps without any authentication, so every route depends on
 configured auth manager. Authorisation asks the same auth manager whether the user may
 read the runs of the DAG that wrote the report (or decision); the helpers here (login,
 authorisation, HTML pages, error pages) are shared by every route of the app.
+
+Every page and file is served so that nothing in the data can run a script on Airflow's
+origin (see :mod:`runway_mlops.ui.serving`): values are escaped, and a
+Content-Security-Policy sandbox without scripts goes with every response. Bad paths and
+arguments get a 404 or 400 page, never an error.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the real ``Annotated``
@@ -39,14 +45,25 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runway_mlops.config import PlatformSettings, load_settings
+from runway_mlops.ui.serving import (
+    NO_FILE,
+    RUNWAY_PAGE_HEADERS,
+    is_file,
+    resolve_inside,
+    serve_file,
+)
 
 #: ``<pipeline>/ds=<YYYY-MM-DD>/<file>``: the only shape of path the files route serves.
 _REPORT_FILE = re.compile(r"^(?P<pipeline>[^/]+)/ds=(?P<day>\d{4}-\d{2}-\d{2})/(?P<rest>.+)$")
+
+#: Longest DAG, run or task id a query may carry: Airflow's own (``airflow.models.base.ID_LEN``).
+MAX_ID = 250
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1a202c}
@@ -128,21 +145,6 @@ def run_reader(user: Any) -> Callable[[str | None], bool]:
     return may_read
 
 
-def safe_path(root: Path, relative: str) -> Path:
-    """``root / relative`` if it is a file inside ``root`` once resolved, else a 404.
-
-    Symlinks are resolved before the check, so a link pointing out of the folder is
-    refused like ``..``; absolute paths and NUL bytes never get that far.
-    """
-    if not relative or "\x00" in relative or relative.startswith(("/", "\\")):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file.")
-    base = root.resolve()
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base) or not target.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file.")
-    return target
-
-
 @dataclass
 class _Day:
     """One row of the index: a pipeline's report folder for one day."""
@@ -162,7 +164,7 @@ def html_page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>",
         status_code=status_code,
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **RUNWAY_PAGE_HEADERS},
     )
 
 
@@ -199,6 +201,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    """Arguments FastAPI refused (missing, too long...) as a small 400 page naming each."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    problems = "".join(
+        f"<li><code>{html.escape(str(error['loc'][-1]))}</code> "
+        f"({html.escape(str(error['loc'][0]))}): {html.escape(str(error['msg']))}</li>"
+        for error in errors
+    )
+    return html_page(
+        "Bad request",
+        f"<p>This page cannot be shown for these arguments:</p><ul>{problems}</ul>"
+        f"<p>{_index_link(request)}</p>",
+        status.HTTP_400_BAD_REQUEST,
+    )
+
+
 def _index_link(request: Request) -> str:
     """A link to the index of the pages asked for, from any route (absolute path, no host)."""
     mount = request.scope.get("root_path", "").rstrip("/")
@@ -219,6 +237,7 @@ def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) 
     )
     app.add_exception_handler(NotLoggedIn, _not_logged_in)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _bad_request)
     # Imported here: the decisions and monitoring modules build on the helpers of this one.
     from runway_mlops.ui.decisions import decisions_router
     from runway_mlops.ui.monitoring import monitoring_router
@@ -230,8 +249,11 @@ def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) 
         """``files/<pipeline>/ds=<day>/index.html`` for a recorded report that still exists."""
         if not report_path:
             return None
-        path = Path(report_path).resolve()
-        if not path.is_relative_to(root.resolve()) or not path.is_file():
+        try:
+            path = Path(report_path).resolve()
+        except (OSError, ValueError, RuntimeError):
+            return None
+        if not path.is_relative_to(root.resolve()) or not is_file(path):
             return None
         return "files/" + quote(path.relative_to(root.resolve()).as_posix(), safe="/=")
 
@@ -298,9 +320,9 @@ def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) 
     @app.get("/reports/run", response_model=None)
     def for_run(
         user: UserDep,
-        dag_id: Annotated[str, Query(min_length=1)],
-        run_id: Annotated[str, Query(min_length=1)],
-        task_id: str | None = None,
+        dag_id: Annotated[str, Query(min_length=1, max_length=MAX_ID)],
+        run_id: Annotated[str, Query(min_length=1, max_length=MAX_ID)],
+        task_id: Annotated[str | None, Query(max_length=MAX_ID)] = None,
     ) -> Response:
         """The report written by this DAG run, or a 404 page saying there is none."""
         from runway_mlops import catalog
@@ -336,25 +358,35 @@ def create_app(settings_loader: Callable[[], PlatformSettings] = load_settings) 
 
     @app.get("/reports/files/{relative:path}", response_model=None)
     def report_file(relative: str, user: UserDep) -> FileResponse:
-        """One file of a report folder, if the user may read the runs that wrote it."""
+        """One file of a report folder, if the user may read the runs that wrote it.
+
+        Whose report it is comes from where the path leads once resolved, never from the
+        path as asked: ``a/ds=<day>/../../b/ds=<day>/index.html`` is ``b``'s report.
+        """
         from runway_mlops import catalog
 
-        match = _REPORT_FILE.match(relative)
+        settings = settings_loader()
+        found = resolve_inside(settings.reports_dir / "validation", relative)
+        match = _REPORT_FILE.match("/".join(found.parts))
         try:
             ds = dt.date.fromisoformat(match["day"]) if match else None
         except ValueError:
             ds = None
         if match is None or ds is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file.")
-        # Authorise before looking at the disk, so a refusal says nothing about the files.
-        settings = settings_loader()
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"{NO_FILE} Report files are at <pipeline>/ds=<YYYY-MM-DD>/<file>, "
+                "with a valid date.",
+            )
+        # Authorise before looking for the file, so a refusal says nothing about it.
         records = catalog.list_validations(settings.database_url, match["pipeline"], ds=ds)
         dag_ids = {r.dag_id for r in records} or {None}
         if not any(may_read_runs(user, dag_id) for dag_id in dag_ids):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, "You may not read the DAG runs of this report."
             )
-        path = safe_path(settings.reports_dir / "validation", relative)
-        return FileResponse(path, headers={"Cache-Control": "private, no-cache"})
+        # The day's summary is Runway's own page; everything else (GX's Data Docs, the
+        # results) is data.
+        return serve_file(found.path, runway_page=match["rest"] == "index.html")
 
     return app

@@ -16,6 +16,10 @@ without internet every page waits for the CDN requests before rendering. So the
 external tags are removed and a small inline stylesheet added (:func:`make_offline`),
 and ``index.html`` links straight to the validation pages. Vega charts (e.g. the KL
 histogram) do not render offline; the observed values are in the tables.
+
+GX writes unexpected values into its pages as they were delivered, markup included; the
+reports app (:mod:`runway_mlops.ui.serving`) serves them sandboxed, so none can run. The
+summary page escapes every value it shows.
 """
 
 from __future__ import annotations
@@ -146,23 +150,28 @@ def _cell(value: Any) -> str:
 
 def index_html(pipeline: str, ds: dt.date, results: Mapping[str, DatasetResult]) -> str:
     """The summary page: one self-contained HTML file (inline CSS, relative links only)."""
+    # Every value goes through ``esc``: names, messages and observed values come from the
+    # configuration and the delivered data (numbers are formatted, never markup).
     esc = html.escape
     worst = {r.outcome for r in results.values()}
     overall = "blocked" if "blocked" in worst else "warned" if "warned" in worst else "passed"
+    day = esc(ds.isoformat())
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Validation of {esc(pipeline)} {ds}: {overall}</title>",
+        f"<title>Validation of {esc(pipeline)} {day}: {overall}</title>",
         f"<style>{_STYLE}</style></head><body>",
-        f"<h1>Validation of {esc(pipeline)} on {ds}: <span class='{overall}'>{overall}</span></h1>",
+        f"<h1>Validation of {esc(pipeline)} on {day}: <span class='{overall}'>{overall}</span></h1>",
         "<table><tr><th>dataset</th><th>outcome</th><th>rows</th><th>validated</th>"
         "<th>quarantined</th><th>failed checks</th><th>Great Expectations pages</th></tr>",
     ]
     for name, r in results.items():
-        links = " · ".join(f"<a href='{esc(path)}'>{label}</a>" for label, path in r.pages.items())
+        links = " · ".join(
+            f"<a href='{esc(path)}'>{esc(label)}</a>" for label, path in r.pages.items()
+        )
         whole = " (whole day)" if r.outcome == "blocked" and r.rows_quarantined else ""
         out.append(
             f"<tr><td><a href='#{esc(name)}'>{esc(name)}</a></td>"
-            f"<td class='{r.outcome}'>{r.outcome}</td><td class='n'>{r.rows:,}</td>"
+            f"<td class='{esc(r.outcome)}'>{esc(r.outcome)}</td><td class='n'>{r.rows:,}</td>"
             f"<td class='n'>{r.rows_validated:,}</td>"
             f"<td class='n'>{r.rows_quarantined:,}{whole}</td>"
             f"<td class='n'>{len(r.failures)}</td><td>{links or '—'}</td></tr>"
@@ -170,7 +179,8 @@ def index_html(pipeline: str, ds: dt.date, results: Mapping[str, DatasetResult])
     out.append("</table>")
     for name, r in results.items():
         out.append(
-            f"<h2 id='{esc(name)}'>{esc(name)}: <span class='{r.outcome}'>{r.outcome}</span></h2>"
+            f"<h2 id='{esc(name)}'>{esc(name)}: "
+            f"<span class='{esc(r.outcome)}'>{esc(r.outcome)}</span></h2>"
         )
         if r.failures:
             out.append(
@@ -179,7 +189,8 @@ def index_html(pipeline: str, ds: dt.date, results: Mapping[str, DatasetResult])
             )
             for f in r.failures:
                 out.append(
-                    f"<tr><td class='{f.severity}'>{f.severity}</td><td>{esc(f.message)}</td>"
+                    f"<tr><td class='{esc(f.severity)}'>{esc(f.severity)}</td>"
+                    f"<td>{esc(f.message)}</td>"
                     f"<td><code>{esc(f.expectation)}</code></td><td>{_cell(f.column)}</td>"
                     f"<td>{_cell(f.observed)}</td><td>{_cell(f.threshold)}</td>"
                     f"<td class='n'>{f.rows or ''}</td></tr>"
@@ -197,7 +208,7 @@ def index_html(pipeline: str, ds: dt.date, results: Mapping[str, DatasetResult])
         out.extend(f"<p class='note'>Note: {esc(note)}</p>" for note in r.notes)
     out.append(
         "<p class='note'>Quarantined data: <code>runway quarantine list --pipeline "
-        f"{esc(pipeline)} --date {ds}</code>. Full results: <code>results/&lt;dataset&gt;.json"
+        f"{esc(pipeline)} --date {day}</code>. Full results: <code>results/&lt;dataset&gt;.json"
         "</code>. The Great Expectations pages are trimmed to work offline (no CDN styles "
         "or charts).</p></body></html>"
     )
