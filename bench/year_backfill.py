@@ -3,7 +3,8 @@
     .venv/bin/python bench/year_backfill.py --dag flights_features_backfill --from 2013-01-01 --to 2013-12-31
     .venv/bin/python bench/year_backfill.py --dag flights_features --from 2013-01-01 --to 2013-01-31
 
-Seeds the days into a private Runway home, starts Airflow (LocalExecutor, SQLite), creates
+Seeds the days into a private Runway home, starts Airflow (LocalExecutor, on the local
+profile's embedded PostgreSQL), creates
 one backfill of ``--dag`` over the days through the REST API (``max_active_runs`` of the
 pipeline) and times it from creation to the last run finished; then reads Airflow's own
 task-instance timings (per task: median duration and queued -> running). The daily DAG
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
             rest = train_and_score(api, settings, pipeline, procs) if args.end_to_end else {}
     finally:
+        restarts = dict(procs.restarts)
+        print(f"airflow {procs.restart_summary()}", flush=True)
         procs.stop()
     lake_days = sum(
         1 for d in days if (settings.lake_dir / "features/flights/flights" / f"ds={d}").is_dir()
@@ -151,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         "failed_runs": sum(1 for r in runs.values() if r["state"] != "success"),
         "feature_partitions": lake_days,
         "max_active_runs": pipeline.max_active_runs,
+        # A supervisor restarts a component that died (airflow_runtime.RESTARTABLE): any
+        # restart here is a crash to explain, not noise.
+        "component_restarts": restarts,
         "backfill_wall_s": round(wall, 1),
         "backfill_s_per_day": round(wall / len(days), 2),
         **analyse(runs, tis),
