@@ -143,11 +143,23 @@ class NotNullCheck(_ColumnCheck):
 
 
 class NullFractionCheck(_ColumnCheck):
-    """At most ``max`` of the rows are null: catches a null spike."""
+    """At most ``max`` of the rows are null: catches a null spike.
+
+    With ``where_not_null``, only the rows where that other column has a value count:
+    e.g. arrival delays missing on flights that did depart (a cancelled flight has no
+    arrival delay, a flown one must), which a provider's dropped values show and a
+    day of real cancellations does not.
+    """
 
     check: Literal["null_fraction"]
     max: float = Field(ge=0.0, le=1.0)
+    where_not_null: str | None = None
     severity: Severity = "block"
+
+    @field_validator("where_not_null")
+    @classmethod
+    def _condition_is_identifier(cls, value: str | None) -> str | None:
+        return value if value is None else _check_identifier(value, "where_not_null column")
 
 
 class InSetCheck(_ColumnCheck):
@@ -188,18 +200,79 @@ Check = Annotated[
 ]
 
 
-class DriftColumn(_ColumnCheck):
-    """Compare one numeric column with the trailing reference window."""
+class DriftLevel(_Model):
+    """Thresholds of the drift measures at one level (each optional).
+
+    Numeric columns: ``mean_sigmas`` (the day's mean outside the window's daily means ±
+    k sd) and ``kl_max`` (KL divergence of the day's histogram from the window's).
+    Categorical (string) columns: ``new_share_max`` (share of rows whose value the window
+    never saw), ``vanished_share_min`` (a value that held at least this share of the
+    window is absent) and ``kl_max`` (the shares shifted).
+    """
 
     mean_sigmas: float | None = Field(default=None, gt=0)
     kl_max: float | None = Field(default=None, gt=0)
+    new_share_max: float | None = Field(default=None, ge=0.0, lt=1.0)
+    vanished_share_min: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    def measures(self) -> dict[str, float]:
+        """The thresholds set at this level, by measure."""
+        fields = ("mean_sigmas", "kl_max", "new_share_max", "vanished_share_min")
+        return {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
+
+
+#: Measures each kind of column can drift on.
+NUMERIC_DRIFT = {"mean_sigmas", "kl_max"}
+CATEGORICAL_DRIFT = {"new_share_max", "vanished_share_min", "kl_max"}
+
+
+class DriftColumn(DriftLevel):
+    """Compare one column with the trailing reference window, at one or two levels.
+
+    The measures given directly fire at ``severity`` (warn by default); those under
+    ``block`` block the day: a warn level for a shift worth a look and a block level
+    for one no real day shows, e.g. delays shifted by two hours.
+    """
+
+    column: str
     severity: Literal["block", "warn"] = "warn"
+    block: DriftLevel | None = None
+
+    @field_validator("column")
+    @classmethod
+    def _column_is_identifier(cls, value: str) -> str:
+        return _check_identifier(value, "column")
 
     @model_validator(mode="after")
     def _has_measure(self) -> DriftColumn:
-        if self.mean_sigmas is None and self.kl_max is None:
-            raise ValueError("a drift column needs 'mean_sigmas', 'kl_max' or both")
+        mine = DriftLevel.measures(self)
+        if not mine and not (self.block and self.block.measures()):
+            raise ValueError(
+                "a drift column needs a measure: mean_sigmas or kl_max (numeric), "
+                "new_share_max, vanished_share_min or kl_max (categorical)"
+            )
+        if self.block is not None:
+            if self.severity == "block":
+                raise ValueError(
+                    "'block' adds a block level to warn-level measures: with severity "
+                    "block, the measures given directly already block"
+                )
+            for measure, limit in self.block.measures().items():
+                warn = mine.get(measure)
+                # Larger is less sensitive for every measure but a vanished value's share.
+                if warn is not None and limit <= warn:
+                    raise ValueError(
+                        f"block.{measure} {limit} must be less sensitive than the warn "
+                        f"level's {warn} (larger)"
+                    )
         return self
+
+    def levels(self) -> list[tuple[str, dict[str, float]]]:
+        """(severity, thresholds by measure) of each level set, the warn level first."""
+        levels = [(self.severity, DriftLevel.measures(self))]
+        if self.block is not None:
+            levels.append(("block", self.block.measures()))
+        return [(severity, measures) for severity, measures in levels if measures]
 
 
 class DriftConfig(_Model):
@@ -255,6 +328,9 @@ class DatasetConfig(_Model):
             if hasattr(check, "column"):
                 cols = [check.column]
             named += [(f"checks[{i}]", c) for c in cols]
+            condition = getattr(check, "where_not_null", None)
+            if condition is not None:
+                named.append((f"checks[{i}].where_not_null", condition))
         if self.drift:
             named += [(f"drift.columns[{i}]", d.column) for i, d in enumerate(self.drift.columns)]
         for where, column in named:
@@ -265,7 +341,29 @@ class DatasetConfig(_Model):
                 )
         if self.event_time and self.columns[self.event_time] != "timestamp":
             raise ValueError(f"event_time column {self.event_time!r} must have type timestamp")
+        for i, spec in enumerate(self.drift.columns if self.drift else []):
+            kind = self.columns[spec.column]
+            allowed = {"int": NUMERIC_DRIFT, "float": NUMERIC_DRIFT, "string": CATEGORICAL_DRIFT}
+            used = {m for _, measures in spec.levels() for m in measures}
+            wrong = sorted(used - allowed.get(kind, set()))
+            if wrong:
+                raise ValueError(
+                    f"drift.columns[{i}] ({spec.column}, {kind}): {', '.join(wrong)} "
+                    f"{'does' if len(wrong) == 1 else 'do'} not apply to a {kind} column "
+                    "(numeric: mean_sigmas, kl_max; string: new_share_max, "
+                    "vanished_share_min, kl_max)"
+                )
         return self
+
+    def null_bounded(self) -> set[str]:
+        """Columns whose null share a check bounds (``not_null``, or ``null_fraction``
+        over every row)."""
+        return {
+            check.column
+            for check in self.checks
+            if isinstance(check, NotNullCheck)
+            or (isinstance(check, NullFractionCheck) and check.where_not_null is None)
+        }
 
 
 class SourceConfig(_Model):
@@ -840,6 +938,64 @@ class PipelineConfig(_Model):
                 "a model feature or 'score'",
             )
         return self
+
+    @model_validator(mode="after")
+    def _feeding_columns_null_bounded(self) -> PipelineConfig:
+        """Every column the label or a feature reads has a bound on its null share.
+
+        A null is a value too: a null arrival delay makes a flight's label positive, so
+        a provider that drops values flips labels unless their share is bounded.
+        """
+        for dataset, columns in self.feeding_columns.items():
+            unbounded = sorted(columns - self.datasets[dataset].null_bounded())
+            if unbounded:
+                names = ", ".join(unbounded)
+                raise ValueError(
+                    f"datasets.{dataset}: column(s) {names} feed the label or a feature but "
+                    "no check bounds their nulls; add {check: not_null, column: ...} or "
+                    "{check: null_fraction, column: ..., max: ...} for each (max: 1.0 says "
+                    "a column may be wholly missing)"
+                )
+        return self
+
+    @property
+    def feeding_columns(self) -> dict[str, set[str]]:
+        """Per dataset, the columns the label or a feature reads (named in its SQL)."""
+        features = self.features
+        entity = features.entity
+
+        def named(expression: str, dataset: str, prefix: str = "") -> set[str]:
+            text = re.sub(r"'(?:[^'\\]|\\.)*'", " ", expression)  # not inside literals
+            words = re.findall(rf"(?<![\w.]){re.escape(prefix)}([A-Za-z_]\w*)", text)
+            return set(words) & set(self.datasets[dataset].columns)
+
+        fed: dict[str, set[str]] = {entity: set()}
+        sql = [features.event_time, *features.columns.values()]
+        if self.label is not None:
+            sql.append(self.label.expression)
+        for block in (features.trailing, features.intraday):
+            if block is not None:
+                sql += list(block.aggregates.values())
+                fed[entity] |= {c for cols in block.groups.values() for c in cols}
+        if features.intraday is not None:
+            sql.append(features.intraday.known_at)
+        for expression in sql:
+            fed[entity] |= named(expression, entity)
+        for lookup in features.lookups:
+            other = fed.setdefault(lookup.dataset, set())
+            fed[entity] |= set(lookup.join_on)
+            other |= set(lookup.join_on.values())
+            for expression in lookup.columns.values():
+                fed[entity] |= named(expression, entity, "e.")
+                other |= named(expression, lookup.dataset, "r.")
+        for asof in features.asof:
+            other = fed.setdefault(asof.dataset, set())
+            fed[entity] |= set(asof.join_on)
+            other |= set(asof.join_on.values()) | set(asof.columns)
+            event_time = self.datasets[asof.dataset].event_time
+            if event_time:
+                other.add(event_time)
+        return fed
 
     @property
     def feature_columns(self) -> list[str]:

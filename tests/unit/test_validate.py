@@ -237,8 +237,9 @@ def test_report_links_to_gx_pages_that_load_nothing_from_the_internet(world) -> 
 def test_warn_check_is_recorded_and_the_day_continues(world) -> None:
     settings, pipeline, lake, _, clean = world
     _deliver_clean(world)
-    # Seven earlier days exist for BAD: drift runs, and dep_delay's drift is a warning.
-    _deliver(world, clean["flights"].assign(dep_delay=clean["flights"]["dep_delay"] + 90))
+    # Seven earlier days exist for BAD: drift runs, and dep_delay's drift (half an hour
+    # later on average, ~7 sd of the window's daily means) is a warning, not gross.
+    _deliver(world, clean["flights"].assign(dep_delay=clean["flights"]["dep_delay"] + 30))
     outcome = validate(settings, pipeline, BAD, run_id="warn")
     flights = outcome.datasets["flights"]
     assert flights.outcome == "warned" and outcome.outcome == "warned"
@@ -250,6 +251,97 @@ def test_warn_check_is_recorded_and_the_day_continues(world) -> None:
     assert "drift" in flights.pages
     assert lake.exists("validated", "flights", "flights", BAD)
     assert "warn: mean of dep_delay" in outcome.summary()
+
+
+def _blocked(world, run_id: str) -> tuple[str, list[dict]]:
+    """Validate BAD expecting a block: the message and the flights dataset's failures."""
+    settings, pipeline, lake, _, _ = world
+    with pytest.raises(DataValidationError) as caught:
+        validate(settings, pipeline, BAD, run_id=run_id)
+    assert not lake.exists("validated", "flights", "flights", BAD)
+    stored = json.loads(
+        (
+            lake.partition_dir("quarantine", "flights", "flights", BAD) / "validation.json"
+        ).read_text()
+    )
+    return str(caught.value), stored["failures"]
+
+
+def test_arrival_delays_dropped_on_departed_flights_block_the_day(world) -> None:
+    """60 % of arr_delay nulled: each would become a positive label (cancelled)."""
+    _deliver_clean(world)
+    flights = world[4]["flights"]
+    dropped = np.random.default_rng(0).random(len(flights)) < 0.6
+    _deliver(world, flights.assign(arr_delay=flights["arr_delay"].mask(dropped)))
+    departed = flights["dep_time"].notna()
+    share = (flights["arr_delay"].isna() | dropped)[departed].mean()
+    assert 0.55 < share < 0.65
+    message, failures = _blocked(world, "dropped")
+    assert f"null fraction of arr_delay where dep_time is not null {share:.2f} > 0.1" in message
+    [failure] = [f for f in failures if f["severity"] == "block"]
+    assert failure["expectation"] == "expect_column_proportion_of_non_null_values_to_be_between"
+
+
+def test_a_day_of_mass_cancellations_is_not_taken_for_dropped_values(world) -> None:
+    """Half the day cancelled (no departure, no delays): real, as on 2013-02-09; it passes."""
+    settings, pipeline, lake, _, _ = world
+    _deliver_clean(world)
+    flights = world[4]["flights"]
+    cancelled = np.arange(len(flights)) % 2 == 0
+    gone = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
+    _deliver(world, flights.assign(**{c: flights[c].mask(cancelled) for c in gone}))
+    outcome = validate(settings, pipeline, BAD, run_id="cancelled")
+    assert outcome.datasets["flights"].outcome in ("passed", "warned")
+    assert lake.exists("validated", "flights", "flights", BAD)
+
+
+def test_a_gross_shift_of_the_delays_blocks_the_day(world) -> None:
+    """Delays shifted by two hours and scaled x6: no real day looks like it."""
+    _deliver_clean(world)
+    flights = world[4]["flights"]
+    _deliver(
+        world,
+        flights.assign(
+            dep_delay=flights["dep_delay"] * 6 + 120, arr_delay=flights["arr_delay"] * 6 + 120
+        ),
+    )
+    message, failures = _blocked(world, "gross")
+    assert "mean of dep_delay" in message and "(10 sd of the daily means" in message
+    blocking = {(f["column"], f["expectation"]) for f in failures if f["severity"] == "block"}
+    assert ("dep_delay", "expect_column_mean_to_be_between") in blocking
+    assert ("arr_delay", "expect_column_mean_to_be_between") in blocking
+    assert ("dep_delay", "expect_column_kl_divergence_to_be_less_than") in blocking
+    # The warn level fired too, and says so separately.
+    assert any(f["severity"] == "warn" and f["column"] == "dep_delay" for f in failures)
+
+
+def test_a_vanished_carrier_blocks_the_day(world) -> None:
+    """Every United flight missing (about a sixth of the window): the delivery is partial."""
+    _deliver_clean(world)
+    flights = world[4]["flights"]
+    _deliver(world, flights[flights["carrier"] != "UA"].reset_index(drop=True))
+    message, failures = _blocked(world, "vanished")
+    assert "value(s) UA of carrier" in message and "absent" in message
+    assert any(
+        f["expectation"] == "expect_column_distinct_values_to_contain_set"
+        and f["severity"] == "block"
+        for f in failures
+    )
+
+
+def test_new_destinations_and_shifted_origins_are_categorical_drift(world) -> None:
+    """A fifth of the day to an airport the window never saw, every flight from EWR."""
+    _deliver_clean(world)
+    flights = world[4]["flights"]
+    unseen = sorted(set(world[4]["airports"]["faa"]) - set(flights["dest"]))[0]
+    new_dest = np.arange(len(flights)) % 5 == 0
+    _deliver(world, flights.assign(dest=flights["dest"].mask(new_dest, unseen), origin="EWR"))
+    message, failures = _blocked(world, "categories")
+    assert "of dest values are new to the window" in message and unseen in message
+    blocking = {(f["column"], f["expectation"]) for f in failures if f["severity"] == "block"}
+    assert ("dest", "expect_column_values_to_be_in_set") in blocking
+    assert ("origin", "expect_column_kl_divergence_to_be_less_than") in blocking
+    assert ("origin", "expect_column_distinct_values_to_contain_set") in blocking
 
 
 def test_all_null_column_keeps_its_type(world) -> None:

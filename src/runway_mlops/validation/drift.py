@@ -3,8 +3,10 @@
 The reference window is every day in the ``reference_days`` calendar days before the day
 being validated that has a ``validated`` partition (so earlier blocked days never become
 the norm). With fewer than ``min_reference_days`` such days the drift checks are skipped
-and a note says so. Two measures per configured column, both GX expectations so they show
-in Data Docs:
+and a note says so. Every measure is a GX expectation, so it shows in Data Docs, and each
+can be set at two levels (:meth:`DriftColumn.levels`): a warn level and a block level.
+
+Numeric columns:
 
 * mean band (``mean_sigmas`` = k): the day's mean must lie within the mean of the daily
   means ± k × their standard deviation (``expect_column_mean_to_be_between``);
@@ -13,15 +15,25 @@ in Data Docs:
   ``partition_object``; a 1 % tail holdout keeps values beyond the window's range from
   making it infinite).
 
-Both are computed on the rows that survived the row-level checks, like the validated
+Categorical (string) columns:
+
+* new values (``new_share_max``): at most this share of the day's rows hold a value the
+  window never saw (``expect_column_values_to_be_in_set`` with ``mostly``);
+* vanished values (``vanished_share_min``): every value that held at least this share of
+  the window appears (``expect_column_distinct_values_to_contain_set``);
+* shares shifted (``kl_max``): KL divergence of the day's shares from the window's, the
+  window's shares smoothed by 1 % over the values of both, so a new value is finite.
+
+All are computed on the rows that survived the row-level checks, like the validated
 partitions of the window, so a day is compared like with like.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,12 +43,17 @@ from runway_mlops.validation.gx import expectations
 from runway_mlops.validation.suite import PlannedCheck, num
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from runway_mlops.lake import Lake
 
 #: Histogram bins for the KL divergence: the window's deciles.
 KL_BINS = 10
 #: Probability mass GX reserves for values beyond the window's range.
 KL_TAIL_HOLDOUT = 0.01
+#: Share of a categorical window's mass spread over every value, so a value the window
+#: never saw has a finite KL divergence.
+CATEGORY_SMOOTHING = 0.01
 
 
 @dataclass(frozen=True)
@@ -46,20 +63,32 @@ class ReferenceWindow:
     days: list[dt.date]
     #: column -> the mean of each day in ``days`` (days without a value left out).
     daily_means: dict[str, list[float]]
-    #: column -> every non-null value of the window.
+    #: column -> every non-null value of the window (numeric columns).
     values: dict[str, np.ndarray]
+    #: column -> rows of the window per value (categorical columns).
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def load_window(
-    lake: Lake, pipeline: str, dataset: str, ds: dt.date, drift: DriftConfig, columns: list[str]
+    lake: Lake,
+    pipeline: str,
+    dataset: str,
+    ds: dt.date,
+    drift: DriftConfig,
+    columns: list[str],
+    categorical: frozenset[str] = frozenset(),
 ) -> ReferenceWindow:
-    """Read ``columns`` of the validated days in the ``reference_days`` before ``ds``."""
+    """Read ``columns`` of the validated days in the ``reference_days`` before ``ds``.
+
+    ``categorical`` columns are counted per value instead of collected as numbers.
+    """
     import pyarrow.parquet as pq
 
     first = ds - dt.timedelta(days=drift.reference_days)
     days = [d for d in lake.partitions("validated", pipeline, dataset) if first <= d < ds]
-    means: dict[str, list[float]] = {c: [] for c in columns}
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+    means: dict[str, list[float]] = {c: [] for c in columns if c not in categorical}
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in means}
+    counts: dict[str, dict[str, int]] = {c: {} for c in columns if c in categorical}
     used = []
     for day in days:
         try:
@@ -71,13 +100,17 @@ def load_window(
         except (FileNotFoundError, MissingPartitionError):
             continue  # withdrawn or replaced while we read it: not part of the window
         used.append(day)
-        for column in columns:
+        for column, tally in counts.items():
+            for item in table.column(column).drop_null().value_counts().to_pylist():
+                value = str(item["values"])
+                tally[value] = tally.get(value, 0) + int(item["counts"])
+        for column in means:
             values = table.column(column).drop_null().to_numpy().astype("float64")
             if len(values):
                 means[column].append(float(values.mean()))
                 parts[column].append(values)
     pooled = {c: np.concatenate(v) if v else np.array([]) for c, v in parts.items()}
-    return ReferenceWindow(days=used, daily_means=means, values=pooled)
+    return ReferenceWindow(days=used, daily_means=means, values=pooled, counts=counts)
 
 
 def mean_band(daily_means: list[float], sigmas: float) -> tuple[float, float] | None:
@@ -102,6 +135,18 @@ def decile_partition(values: np.ndarray) -> dict[str, list[float]] | None:
     return {"bins": edges.tolist(), "weights": (counts / counts.sum()).tolist()}
 
 
+def category_partition(counts: Mapping[str, int], today: list[str]) -> dict[str, list[Any]] | None:
+    """A GX categorical partition (values, weights): the window's shares over the values
+    of the window and of ``today``, smoothed so every one has some weight."""
+    total = sum(counts.values())
+    if total == 0:
+        return None
+    values = sorted(set(counts) | set(today))
+    spread = CATEGORY_SMOOTHING / len(values)
+    weights = [(1 - CATEGORY_SMOOTHING) * counts.get(v, 0) / total + spread for v in values]
+    return {"values": values, "weights": weights}
+
+
 def plan_drift(
     lake: Lake,
     pipeline: str,
@@ -109,23 +154,27 @@ def plan_drift(
     config: DatasetConfig,
     ds: dt.date,
     usable: set[str],
+    frame: pd.DataFrame | None = None,
 ) -> tuple[list[PlannedCheck], list[str]]:
-    """The drift expectations of one dataset for day ``ds``, and notes on what was skipped."""
+    """The drift expectations of one dataset for day ``ds``, and notes on what was skipped.
+
+    ``frame`` is the day's rows (for the values a categorical partition must cover).
+    """
     drift = config.drift
     if drift is None or not drift.columns:
         return [], []
     notes: list[str] = []
     specs = []
     for spec in drift.columns:
-        if config.columns[spec.column] not in ("int", "float"):
-            notes.append(f"drift of {spec.column} not checked: only numeric columns can drift")
-        elif spec.column not in usable:
+        if spec.column not in usable:
             notes.append(f"drift of {spec.column} not checked: the column is missing or mistyped")
         else:
             specs.append(spec)
     if not specs:
         return [], notes
-    window = load_window(lake, pipeline, dataset, ds, drift, [s.column for s in specs])
+    categorical = frozenset(s.column for s in specs if config.columns[s.column] == "string")
+    columns = [s.column for s in specs]
+    window = load_window(lake, pipeline, dataset, ds, drift, columns, categorical)
     if len(window.days) < drift.min_reference_days:
         notes.append(
             f"drift checks skipped: {len(window.days)} earlier validated day(s) in the "
@@ -133,52 +182,142 @@ def plan_drift(
         )
         return [], notes
 
-    gxe = expectations()
     span = f"{len(window.days)} earlier validated days, {window.days[0]}..{window.days[-1]}"
     checks: list[PlannedCheck] = []
     for spec in specs:
-        column = spec.column
-        if spec.mean_sigmas is not None:
-            band = mean_band(window.daily_means[column], spec.mean_sigmas)
-            if band is None:
-                notes.append(f"mean drift of {column} not checked: fewer than two days with values")
+        for severity, measures in spec.levels():
+            if spec.column in categorical:
+                today = [] if frame is None else frame[spec.column].dropna().astype(str).unique()
+                planned = _categorical(spec.column, severity, measures, window, list(today), span)
             else:
-                low, high = band
-                checks.append(
-                    PlannedCheck(
-                        gxe.ExpectColumnMeanToBeBetween(
-                            column=column, min_value=low, max_value=high
-                        ),
-                        "mean",
-                        spec.severity,
-                        f"mean of {column} in [{num(low)}, {num(high)}]",
-                        f"mean of {column} drifted",
-                        column=column,
-                        threshold=[round(low, 6), round(high, 6)],
-                        context=f"{num(spec.mean_sigmas)} sd of the daily means of {span}",
-                    )
-                )
-        if spec.kl_max is not None:
-            partition = decile_partition(window.values[column])
-            if partition is None:
-                notes.append(f"KL divergence of {column} not checked: too few distinct values")
-            else:
-                checks.append(
-                    PlannedCheck(
-                        gxe.ExpectColumnKLDivergenceToBeLessThan(
-                            column=column,
-                            partition_object=partition,
-                            threshold=spec.kl_max,
-                            tail_weight_holdout=KL_TAIL_HOLDOUT,
-                            internal_weight_holdout=0.0,
-                        ),
-                        "kl",
-                        spec.severity,
-                        f"KL divergence of {column} <= {num(spec.kl_max)}",
-                        f"distribution of {column} drifted",
-                        column=column,
-                        threshold=spec.kl_max,
-                        context=f"bins at the deciles of {span}",
-                    )
-                )
+                planned = _numeric(spec.column, severity, measures, window, span)
+            for item in planned:
+                if isinstance(item, str):
+                    if item not in notes:
+                        notes.append(item)
+                else:
+                    checks.append(item)
     return checks, notes
+
+
+def _numeric(
+    column: str,
+    severity: str,
+    measures: dict[str, float],
+    window: ReferenceWindow,
+    span: str,
+) -> list[PlannedCheck | str]:
+    gxe = expectations()
+    planned: list[PlannedCheck | str] = []
+    if "mean_sigmas" in measures:
+        sigmas = measures["mean_sigmas"]
+        band = mean_band(window.daily_means[column], sigmas)
+        if band is None:
+            planned.append(f"mean drift of {column} not checked: fewer than two days with values")
+        else:
+            low, high = band
+            planned.append(
+                PlannedCheck(
+                    gxe.ExpectColumnMeanToBeBetween(column=column, min_value=low, max_value=high),
+                    "mean",
+                    severity,
+                    f"mean of {column} in [{num(low)}, {num(high)}]",
+                    f"mean of {column} drifted",
+                    column=column,
+                    threshold=[round(low, 6), round(high, 6)],
+                    context=f"{num(sigmas)} sd of the daily means of {span}",
+                )
+            )
+    if "kl_max" in measures:
+        partition = decile_partition(window.values[column])
+        if partition is None:
+            planned.append(f"KL divergence of {column} not checked: too few distinct values")
+        else:
+            planned.append(
+                PlannedCheck(
+                    gxe.ExpectColumnKLDivergenceToBeLessThan(
+                        column=column,
+                        partition_object=partition,
+                        threshold=measures["kl_max"],
+                        tail_weight_holdout=KL_TAIL_HOLDOUT,
+                        internal_weight_holdout=0.0,
+                    ),
+                    "kl",
+                    severity,
+                    f"KL divergence of {column} <= {num(measures['kl_max'])}",
+                    f"distribution of {column} drifted",
+                    column=column,
+                    threshold=measures["kl_max"],
+                    context=f"bins at the deciles of {span}",
+                )
+            )
+    return planned
+
+
+def _categorical(
+    column: str,
+    severity: str,
+    measures: dict[str, float],
+    window: ReferenceWindow,
+    today: list[str],
+    span: str,
+) -> list[PlannedCheck | str]:
+    gxe = expectations()
+    counts = window.counts[column]
+    total = sum(counts.values())
+    if total == 0:
+        return [f"drift of {column} not checked: the window has no values"]
+    planned: list[PlannedCheck | str] = []
+    if "new_share_max" in measures:
+        limit = measures["new_share_max"]
+        planned.append(
+            PlannedCheck(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=column,
+                    value_set=sorted(counts),
+                    mostly=1.0 - limit,
+                    notes=f"The set: the values of {column} seen in {span}.",
+                ),
+                "new_values",
+                severity,
+                f"at most {limit:.1%} of {column} values new to the window",
+                f"new values of {column}",
+                column=column,
+                threshold=limit,
+                context=span,
+            )
+        )
+    if "vanished_share_min" in measures:
+        limit = measures["vanished_share_min"]
+        major = sorted(v for v, n in counts.items() if n / total >= limit)
+        if major:
+            planned.append(
+                PlannedCheck(
+                    gxe.ExpectColumnDistinctValuesToContainSet(column=column, value_set=major),
+                    "vanished",
+                    severity,
+                    f"every value of {column} with >= {limit:.1%} of the window present",
+                    f"values of {column} vanished",
+                    column=column,
+                    threshold=limit,
+                    context=span,
+                )
+            )
+    if "kl_max" in measures:
+        partition = category_partition(counts, today)
+        if partition is not None:
+            planned.append(
+                PlannedCheck(
+                    gxe.ExpectColumnKLDivergenceToBeLessThan(
+                        column=column, partition_object=partition, threshold=measures["kl_max"]
+                    ),
+                    "kl",
+                    severity,
+                    f"KL divergence of {column}'s shares <= {num(measures['kl_max'])}",
+                    f"shares of {column} drifted",
+                    column=column,
+                    threshold=measures["kl_max"],
+                    context=f"the shares of {span}",
+                )
+            )
+    return planned

@@ -90,7 +90,9 @@ def judge_dataset(
         for name in names:
             result.quarantine_reasons[name] = result.quarantine_reasons.get(name, 0) + 1
 
-    drift_checks, drift_notes = plan_drift(lake, pipeline.name, dataset, config, ds, plan.usable)
+    drift_checks, drift_notes = plan_drift(
+        lake, pipeline.name, dataset, config, ds, plan.usable, kept
+    )
     result.notes.extend(drift_notes)
     if drift_checks:
         name = drift_suite(dataset)

@@ -52,7 +52,8 @@ class PlannedCheck:
     """One GX expectation with Runway's meaning attached."""
 
     expectation: Any
-    kind: str  # columns | type | row_count | null_fraction | rows | mean | kl
+    #: columns | type | row_count | null_fraction | rows | mean | kl | new_values | vanished
+    kind: str
     severity: str  # block | warn | quarantine
     expected: str  # what should hold, e.g. "distance in [1, 5100]"
     reason: str  # the problem when it does not, without counts
@@ -195,6 +196,8 @@ def plan_checks(
         columns = check.columns if isinstance(check, UniqueCheck) else []
         if not isinstance(check, RowCountCheck | UniqueCheck):
             columns = [check.column]
+        if isinstance(check, NullFractionCheck) and check.where_not_null is not None:
+            columns = [*columns, check.where_not_null]
         unusable = [c for c in columns if c not in plan.usable]
         if unusable:
             for column in unusable:
@@ -226,16 +229,24 @@ def _rule(
             threshold=[check.min, check.max],
         )
     if isinstance(check, NullFractionCheck):
+        of = check.column
+        extra: dict[str, Any] = {}
+        if check.where_not_null is not None:
+            from great_expectations.expectations.row_conditions import Column
+
+            of = f"{check.column} where {check.where_not_null} is not null"
+            extra["row_condition"] = Column(check.where_not_null).is_not_null()
         return PlannedCheck(
             gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
-                column=check.column, min_value=1.0 - check.max
+                column=check.column, min_value=1.0 - check.max, **extra
             ),
             "null_fraction",
             aggregate_severity,
-            f"null fraction of {check.column} <= {num(check.max)}",
-            f"null fraction of {check.column} above {num(check.max)}",
+            f"null fraction of {of} <= {num(check.max)}",
+            f"null fraction of {of} above {num(check.max)}",
             column=check.column,
             threshold=check.max,
+            context=of,
         )
     if isinstance(check, UniqueCheck):
         key = ", ".join(check.columns)
@@ -404,7 +415,9 @@ def interpret(
     if check.kind == "null_fraction":
         fraction = 1.0 - float(observed) if observed is not None else None
         shown = f"{fraction:.2f}" if fraction is not None else "unknown (no rows)"
-        message = f"null fraction of {check.column} {shown} > {num(check.threshold)}"
+        message = (
+            f"null fraction of {check.context or check.column} {shown} > {num(check.threshold)}"
+        )
         return [failure(message, round(fraction, 4) if fraction is not None else None)], []
 
     if check.kind == "mean":
@@ -422,6 +435,23 @@ def interpret(
             f"{num(check.threshold)} ({check.context})"
         )
         return [failure(message, observed if observed is not None else "infinite")], []
+
+    if check.kind == "new_values":
+        share = float(body.get("unexpected_percent") or 0.0) / 100
+        examples = _examples(body.get("partial_unexpected_list") or [])
+        message = (
+            f"{share:.1%} of {check.column} values are new to the window (> "
+            f"{check.threshold:.1%}; e.g. {examples}) ({check.context})"
+        )
+        return [failure(message, round(share, 4))], []
+
+    if check.kind == "vanished":
+        missing = body.get("partial_missing_list") or []
+        message = (
+            f"value(s) {_examples(missing, limit=10)} of {check.column}, each at least "
+            f"{check.threshold:.1%} of the window, absent ({check.context})"
+        )
+        return [failure(message, plain(missing))], []
 
     # Row-level checks: the failing rows are known by position.
     count = int(body.get("unexpected_count") or 0)
