@@ -255,3 +255,85 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
 def test_environment_overrides_are_still_read_as_text() -> None:
     settings = load_settings(CONFIG_DIR, profile="prod", env={"RUNWAY_SPARK_WORKERS": "3"})
     assert settings.spark_workers == 3
+
+
+# ------------------------------------------------------- validation that catches what matters
+
+
+def test_flights_feeding_columns_are_the_ones_the_sql_reads() -> None:
+    fed = load_pipeline(REFERENCE).feeding_columns
+    assert {"arr_delay", "dep_delay", "tailnum", "time_hour", "minute"} <= fed["flights"]
+    assert "air_time" not in fed["flights"]  # checked, but no feature or label reads it
+    assert fed["planes"] == {"tailnum", "year", "seats", "engines"}
+    assert {"wind_gust", "origin", "time_hour"} <= fed["weather"]
+
+
+def test_a_feeding_column_without_a_null_bound_is_refused(tmp_path: Path) -> None:
+    path, _ = _variant(tmp_path, "      - {check: not_null, column: sched_arr_time}\n", "")
+    message = _refused(path)
+    assert "datasets.flights: column(s) sched_arr_time feed the label or a feature" in message
+    assert "no check bounds their nulls" in message
+
+
+def test_a_conditional_null_bound_does_not_count_as_the_column_s_bound(tmp_path: Path) -> None:
+    """Only flown flights count for the conditional check: arr_delay needs its own bound too."""
+    path, _ = _variant(
+        tmp_path,
+        "      - {check: null_fraction, column: arr_delay, max: 0.65, severity: block}\n",
+        "",
+    )
+    assert "column(s) arr_delay feed the label" in _refused(path)
+
+
+def test_where_not_null_names_a_real_column(tmp_path: Path) -> None:
+    path, _ = _variant(tmp_path, "where_not_null: dep_time", "where_not_null: departed")
+    assert "where_not_null names column 'departed', which is not in 'columns'" in _refused(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        (
+            "block: {mean_sigmas: 10, kl_max: 2.0}}\n        - {column: arr_delay",
+            "block: {mean_sigmas: 3, kl_max: 2.0}}\n        - {column: arr_delay",
+            "block.mean_sigmas 3.0 must be less sensitive than the warn level's 4.0",
+        ),
+        (
+            "{column: dep_delay, mean_sigmas: 4, kl_max: 0.5,",
+            "{column: dep_delay, severity: block, mean_sigmas: 4, kl_max: 0.5,",
+            "with severity block, the measures given directly already block",
+        ),
+        (
+            "{column: carrier, new_share_max: 0.01,",
+            "{column: carrier, mean_sigmas: 3, new_share_max: 0.01,",
+            "mean_sigmas does not apply to a string column",
+        ),
+        (
+            "{column: distance, mean_sigmas: 8, severity: block}",
+            "{column: distance, new_share_max: 0.1, severity: block}",
+            "new_share_max does not apply to a float column",
+        ),
+        (
+            "{column: distance, mean_sigmas: 8, severity: block}",
+            "{column: distance, severity: block}",
+            "a drift column needs a measure",
+        ),
+    ],
+)
+def test_drift_levels_and_measures_that_cannot_mean_anything_are_refused(
+    tmp_path: Path, old: str, new: str, words: str
+) -> None:
+    path, _ = _variant(tmp_path, old, new)
+    assert words in _refused(path)
+
+
+def test_drift_levels_are_warn_first_then_block() -> None:
+    drift = load_pipeline(REFERENCE).datasets["flights"].drift
+    assert drift is not None
+    dep = next(c for c in drift.columns if c.column == "dep_delay")
+    assert dep.levels() == [
+        ("warn", {"mean_sigmas": 4.0, "kl_max": 0.5}),
+        ("block", {"mean_sigmas": 10.0, "kl_max": 2.0}),
+    ]
+    distance = next(c for c in drift.columns if c.column == "distance")
+    assert distance.levels() == [("block", {"mean_sigmas": 8.0})]
