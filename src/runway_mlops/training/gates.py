@@ -5,10 +5,14 @@ unit-tested on its own. :func:`evaluate` returns a :class:`GateDecision` with ev
 (name, value, threshold, verdict, detail):
 
 * absolute thresholds: minimum ROC AUC, maximum log loss, beat the naive base-rate model;
-* no regression against the current champion, both scored now on the same test rows —
-  skipped, and said so, for the first model of a pipeline;
+* no regression against the current champion, both scored now on the same test rows:
+  non-inferiority, the one-sided lower bound of the ROC AUC difference (paired
+  bootstrap over test days, :mod:`runway_mlops.training.stats`) above minus the margin
+  — skipped, and said so, for the first model of a pipeline;
 * per slice (e.g. each carrier, each origin) with enough test rows: a floor and a maximum
-  regression against the champion on that slice;
+  regression against the champion on that slice, failing only when significant after
+  Holm's correction over every slice test;
+* a primary check that cannot be judged (one class only in the test set) fails;
 * safety: finite probabilities in [0, 1] on the test set and on edge rows (all features
   missing, unseen categories); scoring latency per 1,000 rows and model size in budget.
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runway_mlops.training.metrics import base_rate_metrics, binary_metrics, roc_auc
+from runway_mlops.training.metrics import base_rate_metrics, binary_metrics
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,13 +90,24 @@ class Safety:
     model_mb: float
 
 
-def _at_least(name: str, value: float | None, floor: float, what: str) -> Check:
+def _at_least(
+    name: str, value: float | None, floor: float, what: str, interval: object = None
+) -> Check:
+    """A primary floor: undefined (one class only) fails, it cannot be judged."""
     if value is None:
-        return Check(name, None, floor, SKIP, f"{what} undefined (one class only)")
+        return Check(name, None, floor, FAIL, f"{what} undefined (one class only): cannot judge")
     ok = value >= floor
-    return Check(
-        name, value, floor, PASS if ok else FAIL, f"{what} {value:.4f} vs floor {floor:.4f}"
-    )
+    shown = str(interval) if interval is not None else f"{value:.4f}"
+    return Check(name, value, floor, PASS if ok else FAIL, f"{what} {shown} vs floor {floor:.4f}")
+
+
+def _units(test: pd.DataFrame) -> np.ndarray:
+    """What the bootstrap draws: the test days, or each row when there is no ``ds``."""
+    import numpy as np
+
+    if "ds" in test.columns:
+        return test["ds"].astype(str).to_numpy()
+    return np.arange(len(test)).astype(str)
 
 
 def _finite(name: str, scores: np.ndarray, where: str) -> Check:
@@ -116,7 +131,20 @@ def _slice_checks(
     p_challenger: np.ndarray,
     p_champion: np.ndarray | None,
 ) -> list[Check]:
+    """Per-slice floors and regressions, failing only on evidence (Holm over all).
+
+    Each slice gets a one-sided bootstrap p-value (over days) for "below the floor" and
+    for "worse than the champion by more than the margin"; Holm's adjustment over every
+    such test of every slice gate keeps the chance of failing an equal model below
+    ``1 - confidence``, however many slices there are.
+    """
+    from runway_mlops.training import stats
+
+    alpha = 1.0 - config.confidence
+    units = _units(test)
     checks: list[Check] = []
+    # (name, estimate, threshold, p, description) of each test, decided after Holm.
+    tests: list[tuple[str, float, float, float, str]] = []
     for gate in config.slices:
         if gate.column not in test.columns:
             checks.append(
@@ -138,29 +166,39 @@ def _slice_checks(
                 small.append(f"{value} ({rows})")
                 continue
             label = f"{gate.column}={value}"
-            auc = roc_auc(y[mask], p_challenger[mask])
             if gate.min_roc_auc is not None:
-                checks.append(
-                    _at_least(
-                        f"slice_roc_auc[{label}]", auc, gate.min_roc_auc, f"ROC AUC on {rows} rows"
+                auc = stats.auc_interval(y[mask], p_challenger[mask], units[mask], alpha=alpha)
+                if auc is None:
+                    checks.append(
+                        Check(f"slice_roc_auc[{label}]", None, None, SKIP, "one class only")
                     )
-                )
+                else:
+                    tests.append(
+                        (
+                            f"slice_roc_auc[{label}]",
+                            auc.estimate,
+                            gate.min_roc_auc,
+                            auc.p_at_least(gate.min_roc_auc),
+                            f"ROC AUC {auc} on {rows} rows vs floor {gate.min_roc_auc:.4f}",
+                        )
+                    )
             if gate.max_regression is not None and p_champion is not None:
-                champion_auc = roc_auc(y[mask], p_champion[mask])
-                if auc is None or champion_auc is None:
+                delta = stats.paired_auc_difference(
+                    y[mask], p_challenger[mask], p_champion[mask], units[mask], alpha=alpha
+                )
+                if delta is None:
                     checks.append(
                         Check(f"slice_regression[{label}]", None, None, SKIP, "one class only")
                     )
                     continue
-                delta = auc - champion_auc
-                checks.append(
-                    Check(
+                tests.append(
+                    (
                         f"slice_regression[{label}]",
-                        delta,
+                        delta.estimate,
                         -gate.max_regression,
-                        PASS if delta >= -gate.max_regression else FAIL,
-                        f"ROC AUC {auc:.4f} vs champion {champion_auc:.4f} on {rows} rows "
-                        f"(change {delta:+.4f}, allowed -{gate.max_regression})",
+                        delta.p_at_least(-gate.max_regression),
+                        f"ROC AUC change vs champion {delta} on {rows} rows, margin "
+                        f"-{gate.max_regression}",
                     )
                 )
         if small:
@@ -173,6 +211,19 @@ def _slice_checks(
                     f"fewer than {gate.min_rows} test rows: {', '.join(small)}",
                 )
             )
+    adjusted = stats.holm([t[3] for t in tests]) if tests else []
+    for (name, estimate, threshold, p, text), q in zip(tests, adjusted, strict=True):
+        failed = q < alpha
+        checks.append(
+            Check(
+                name,
+                estimate,
+                threshold,
+                FAIL if failed else PASS,
+                f"{text}: p = {p:.3f}, Holm-adjusted {q:.3f} over {len(tests)} slice tests "
+                f"({'significant' if failed else 'not significant'} at {alpha:g})",
+            )
+        )
     return checks
 
 
@@ -199,9 +250,14 @@ def evaluate(
     metrics: dict[str, dict[str, float | None]] = {"challenger": challenger, "base_rate": base}
     checks: list[Check] = [_finite("finite_probabilities[test]", p_challenger, "test-set")]
 
+    from runway_mlops.training import stats
+
+    alpha = 1.0 - config.confidence
+    units = _units(test)
     if config.min_roc_auc is not None:
+        interval = stats.auc_interval(y, p_challenger, units, alpha=alpha)
         checks.append(
-            _at_least("min_roc_auc", challenger["roc_auc"], config.min_roc_auc, "ROC AUC")
+            _at_least("min_roc_auc", challenger["roc_auc"], config.min_roc_auc, "ROC AUC", interval)
         )
     loss = challenger["log_loss"]
     assert loss is not None
@@ -255,21 +311,30 @@ def evaluate(
         champion = binary_metrics(y, p_champion)
         metrics["champion"] = champion
         ours, theirs = challenger["roc_auc"], champion["roc_auc"]
-        if ours is None or theirs is None:
-            checks.append(
-                Check("no_regression_vs_champion", None, None, SKIP, "one class only in test")
-            )
-        else:
-            delta = ours - theirs
+        delta = stats.paired_auc_difference(y, p_challenger, p_champion, units, alpha=alpha)
+        if ours is None or theirs is None or delta is None:
             checks.append(
                 Check(
                     "no_regression_vs_champion",
-                    delta,
+                    None,
                     -config.max_regression,
-                    PASS if delta >= -config.max_regression else FAIL,
+                    FAIL,
+                    "one class only in the test set: the comparison cannot be judged",
+                )
+            )
+        else:
+            # Non-inferiority: the one-sided lower bound above minus the margin.
+            ok = delta.low > -config.max_regression
+            checks.append(
+                Check(
+                    "no_regression_vs_champion",
+                    delta.estimate,
+                    -config.max_regression,
+                    PASS if ok else FAIL,
                     f"ROC AUC {ours:.4f} vs champion v{champion_version} {theirs:.4f} on the "
-                    f"same {len(y)} test rows (change {delta:+.4f}, allowed "
-                    f"-{config.max_regression})",
+                    f"same {len(y)} test rows ({len(set(units))} bootstrap units): change "
+                    f"{delta.estimate:+.4f}, {config.confidence:.0%} lower bound "
+                    f"{delta.low:+.4f} vs margin -{config.max_regression}",
                 )
             )
 
