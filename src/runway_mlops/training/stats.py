@@ -49,7 +49,9 @@ class Interval:
         return float((np.sum(self.draws <= value) + 1) / (len(self.draws) + 1))
 
 
-def day_weights(days: Sequence[object] | np.ndarray, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
+def day_weights(
+    days: Sequence[object] | np.ndarray, samples: int = SAMPLES, seed: int = 0
+) -> np.ndarray:
     """(samples, rows) weights: how often each row's day was drawn in each replicate."""
     _, index = np.unique(np.asarray(days, dtype=str), return_inverse=True)
     n_days = int(index.max()) + 1 if len(index) else 0
