@@ -424,11 +424,11 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
                 serving_ok, serving_text = score_and_monitor(api, settings, config, days, procs)
     finally:
         if procs:
+            # A restart is the supervisor recovering a crashed component: 0 is expected.
+            # Said whatever happened, a failed or interrupted demo included.
+            print(f"airflow {procs.restart_summary()}", flush=True)
             procs.stop()
     print(f"{steps}/{steps} summary", flush=True)
-    if procs:
-        # A restart is the supervisor recovering a crashed component: 0 is expected.
-        print(f"airflow {procs.restart_summary()}", flush=True)
     print(summarize(settings, config, runs, time.monotonic() - began), flush=True)
     if training_text:
         print("\n" + training_text, flush=True)
