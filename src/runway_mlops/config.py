@@ -245,7 +245,7 @@ class DriftColumn(DriftLevel):
 
     @model_validator(mode="after")
     def _has_measure(self) -> DriftColumn:
-        mine = DriftLevel.measures(self)
+        mine = self.measures()
         if not mine and not (self.block and self.block.measures()):
             raise ValueError(
                 "a drift column needs a measure: mean_sigmas or kl_max (numeric), "
@@ -269,7 +269,7 @@ class DriftColumn(DriftLevel):
 
     def levels(self) -> list[tuple[str, dict[str, float]]]:
         """(severity, thresholds by measure) of each level set, the warn level first."""
-        levels = [(self.severity, DriftLevel.measures(self))]
+        levels = [(self.severity, self.measures())]
         if self.block is not None:
             levels.append(("block", self.block.measures()))
         return [(severity, measures) for severity, measures in levels if measures]

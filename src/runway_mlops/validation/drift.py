@@ -185,10 +185,12 @@ def plan_drift(
     span = f"{len(window.days)} earlier validated days, {window.days[0]}..{window.days[-1]}"
     checks: list[PlannedCheck] = []
     for spec in specs:
+        today: list[str] = []
+        if spec.column in categorical and frame is not None:
+            today = frame[spec.column].dropna().astype(str).unique().tolist()
         for severity, measures in spec.levels():
             if spec.column in categorical:
-                today = [] if frame is None else frame[spec.column].dropna().astype(str).unique()
-                planned = _categorical(spec.column, severity, measures, window, list(today), span)
+                planned = _categorical(spec.column, severity, measures, window, today, span)
             else:
                 planned = _numeric(spec.column, severity, measures, window, span)
             for item in planned:
