@@ -60,7 +60,7 @@ def spark_start_cost(repeats: int = 3) -> dict[str, float]:
     """Seconds for spark-submit of an application that only creates a session."""
     app = Path(tempfile.mkdtemp()) / "noop.py"
     app.write_text(
-        "from runway_mlops.features.job import spark_session\n"
+        "from runway_mlops.stages.features import spark_session\n"
         "s = spark_session()\ns.range(1).count()\ns.stop()\n"
     )
     submit = Path(sys.executable).parent / "spark-submit"
@@ -138,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=28300)
     args = parser.parse_args(argv)
 
-    from runway_mlops.airflow_api import AirflowAPI
-    from runway_mlops.airflow_runtime import admin_password, start
     from runway_mlops.config import get_pipeline, load_settings
-    from runway_mlops.demo import follow_backfill, local_midnight, wait_for_dag
-    from runway_mlops.seed import seed
+    from runway_mlops.orchestration.api import AirflowAPI
+    from runway_mlops.orchestration.runtime import admin_password, start
+    from runway_mlops.programs.demo import follow_backfill, local_midnight, wait_for_dag
+    from runway_mlops.sample.seed import seed
 
     home = Path(tempfile.mkdtemp(prefix="runway-bench-"))
     settings = load_settings(

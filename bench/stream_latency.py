@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/stream_latency.py [--hours 3] [--speed 30] [--cadence '* * * * *']
 
-Runs ``runway stream-demo`` (runway_mlops.stream_demo): a config copy whose only change
+Runs ``runway stream-demo`` (runway_mlops.programs.stream_demo): a config copy whose only change
 is the cadence, three weeks of history and a first champion, then Airflow (real
 scheduler, LocalExecutor, SQLite) with the replay producer landing 2013-03-01 from 05:00
 at ``--speed`` times real time. For every flight: wall-clock time from the arrival of the
@@ -19,7 +19,7 @@ import platform
 from pathlib import Path
 
 from runway_mlops.config import load_settings
-from runway_mlops.stream_demo import stream_demo
+from runway_mlops.programs.stream_demo import stream_demo
 
 
 def main() -> None:

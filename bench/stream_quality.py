@@ -98,7 +98,7 @@ def prepare(settings: Any, pipeline: Any) -> dict[str, Any]:
     """Seed, ingest and validate the days of 2013 not validated yet; failures recorded."""
     from runway_mlops.errors import RunwayError
     from runway_mlops.lake import open_lake
-    from runway_mlops.seed import seed
+    from runway_mlops.sample.seed import seed
     from runway_mlops.stages.ingest import ingest
     from runway_mlops.stages.validate import validate
 
@@ -133,12 +133,12 @@ def build(spark: Any, settings: Any, pipeline: Any, label: str, chunk_days: int)
     ``SPARK_CONF`` (driver 2g; see the README); each day's rows are the same whichever
     range builds it (``build_feature_range``'s promise, tested).
     """
-    from runway_mlops.features.job import (
+    from runway_mlops.lake import open_lake
+    from runway_mlops.stages.features import (
         build_feature_range,
         feature_version,
         missing_feature_inputs,
     )
-    from runway_mlops.lake import open_lake
 
     lake = open_lake(settings)
     entity = pipeline.features.entity
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     result["prepare"] = prepare(settings, variants["daily"])
     save(result)
 
-    from runway_mlops.features.job import spark_session
+    from runway_mlops.stages.features import spark_session
 
     scores: dict[str, Any] = {}
     frames: dict[str, Any] = {}

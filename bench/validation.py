@@ -24,7 +24,7 @@ has the 7 earlier validated days its drift checks need, as in production), then:
    builds it for GX (``plan_checks`` on the frame, the day's other datasets as
    references: 1 columns + 19 type + 20 rule expectations; not the drift suite), run
    through ``GXSession.run`` on flights frames of 1×, 10×, 50× the day's rows. A scaled
-   frame is ``runway_mlops.scale.scale_flights`` of the day's **raw** flights as
+   frame is ``runway_mlops.sample.scale.scale_flights`` of the day's **raw** flights as
    ``validate`` reads them (``read_raw``: cast, before quarantine): the real rows, then
    rows drawn with replacement from them, each draw with a new flight number so the key
    stays unique; failing rows are drawn like the others. Reported: seconds /
@@ -409,7 +409,7 @@ def prepare(home: Path, day: dt.date) -> dict[str, Any]:
     """Seed, ingest and validate the 7 days before ``day`` and ``day`` (once per home)."""
     from runway_mlops.config import get_pipeline
     from runway_mlops.lake import open_lake
-    from runway_mlops.seed import seed
+    from runway_mlops.sample.seed import seed
     from runway_mlops.stages.ingest import ingest
     from runway_mlops.stages.validate import validate
 
@@ -674,7 +674,7 @@ def scaled_bench(
     pipeline: Any, frames: Mapping[str, pd.DataFrame], factors: list[int], repeat: int
 ) -> tuple[dict[int, Any], list[dict[str, Any]]]:
     """The flights checks suite, GX and plain, on each scaled frame; and their agreement."""
-    from runway_mlops.scale import scale_flights
+    from runway_mlops.sample.scale import scale_flights
     from runway_mlops.validation.suite import plan_checks
 
     config = pipeline.datasets["flights"]
@@ -956,7 +956,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "plain_day": {"samples_s": plain_samples, "median_s": plain_day_s},
         "scaled": {
-            "how": "runway_mlops.scale.scale_flights(read_raw(day)['flights'], factor, seed=0):"
+            "how": "runway_mlops.sample.scale.scale_flights(read_raw(day)['flights'], factor, seed=0):"
             " the real rows, then draws with replacement, new flight numbers",
             "factors": {str(k): v for k, v in scaled.items()},
         },

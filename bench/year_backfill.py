@@ -52,8 +52,13 @@ SCORE_FROM, SCORE_TO = dt.date(2013, 10, 1), dt.date(2013, 12, 30)
 
 def train_and_score(api, settings, pipeline, procs) -> dict[str, object]:
     """The training run and the Oct–Dec inference backfill, timed from Airflow's side."""
-    from runway_mlops.demo import follow_backfill, local_midnight, wait_for_dag, wait_for_run
     from runway_mlops.inference import store
+    from runway_mlops.programs.demo import (
+        follow_backfill,
+        local_midnight,
+        wait_for_dag,
+        wait_for_run,
+    )
 
     wait_for_dag(api, "flights_training", procs, timeout=300)
     began = time.perf_counter()
@@ -100,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from runway_mlops.airflow_api import AirflowAPI
-    from runway_mlops.airflow_runtime import admin_password, start
     from runway_mlops.config import get_pipeline, load_settings
-    from runway_mlops.demo import follow_backfill, local_midnight, wait_for_dag
-    from runway_mlops.seed import seed
+    from runway_mlops.orchestration.api import AirflowAPI
+    from runway_mlops.orchestration.runtime import admin_password, start
+    from runway_mlops.programs.demo import follow_backfill, local_midnight, wait_for_dag
+    from runway_mlops.sample.seed import seed
 
     home = Path(tempfile.mkdtemp(prefix="runway-bench-year-"))
     settings = load_settings(

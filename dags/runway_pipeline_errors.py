@@ -7,6 +7,6 @@ shows under *DAG import errors* until the file is fixed. (Airflow's safe-mode di
 parses files that mention both "airflow" and "dag".)
 """
 
-from runway_mlops.dag_factory import raise_pipeline_errors
+from runway_mlops.orchestration.factory import raise_pipeline_errors
 
 raise_pipeline_errors()

@@ -56,7 +56,7 @@ def flights_pipeline():
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session for every test that needs it."""
-    from runway_mlops.features.job import spark_session
+    from runway_mlops.stages.features import spark_session
 
     session = spark_session("local[2]", app_name="runway-tests")
     yield session
@@ -71,15 +71,15 @@ def _migrated_cluster() -> Path:
 
     Each stack copies it (``cp -a``, under a second) instead of paying ``initdb`` and a
     full ``airflow db migrate`` (together ~20 s here): its own server then starts warm and
-    ``runway_mlops.airflow_runtime.migrate`` finds the schema current.
+    ``runway_mlops.orchestration.runtime.migrate`` finds the schema current.
     """
     if "pgdata" not in _TEMPLATE:
         import atexit
         import shutil
 
-        from runway_mlops import embedded_postgres
-        from runway_mlops.airflow_runtime import airflow_env, migrate
         from runway_mlops.config import load_settings
+        from runway_mlops.orchestration import embedded_postgres
+        from runway_mlops.orchestration.runtime import airflow_env, migrate
 
         base = Path(tempfile.mkdtemp(prefix="runway-pgtemplate-"))
         atexit.register(shutil.rmtree, base, True)
@@ -144,7 +144,7 @@ class AirflowStack:
         self.password = password
 
     def api(self):
-        from runway_mlops.airflow_api import AirflowAPI
+        from runway_mlops.orchestration.api import AirflowAPI
 
         return AirflowAPI(self.url, self.username, self.password)
 
@@ -163,7 +163,7 @@ class AirflowStack:
         """Backfill first..last through the REST API and wait; return {day: dag run}."""
         import datetime as dt
 
-        from runway_mlops.demo import follow_backfill, local_midnight
+        from runway_mlops.programs.demo import follow_backfill, local_midnight
 
         days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
         with self.api() as api:
@@ -205,11 +205,11 @@ def running_stack(
     """
     import datetime as dt
 
-    from runway_mlops.airflow_api import AirflowAPI
-    from runway_mlops.airflow_runtime import admin_password, start
     from runway_mlops.config import get_pipeline, load_settings
-    from runway_mlops.demo import wait_for_dag
-    from runway_mlops.seed import seed
+    from runway_mlops.orchestration.api import AirflowAPI
+    from runway_mlops.orchestration.runtime import admin_password, start
+    from runway_mlops.programs.demo import wait_for_dag
+    from runway_mlops.sample.seed import seed
 
     pgdata = contextlib.ExitStack()
     settings = load_settings(

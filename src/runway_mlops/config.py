@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from runway_mlops.cadence import cadence_is_sub_daily, validate_cadence
 from runway_mlops.errors import ConfigError
 
 #: Upper bounds of waits and delays (a week) and of day counts (ten years): beyond them a
@@ -1057,48 +1058,6 @@ class PipelineConfig(_Model):
         return [n for n, d in self.datasets.items() if d.kind == "reference"]
 
 
-_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually"}
-
-
-def validate_cadence(value: str) -> str:
-    """Accept an Airflow preset or a five-field cron expression; reject anything else."""
-    if value in _PRESETS:
-        return value
-    from croniter import croniter  # light, and only needed for custom cron strings
-
-    if len(value.split()) != 5 or not croniter.is_valid(value):
-        raise ValueError(
-            f"cadence {value!r} is neither a preset ({', '.join(sorted(_PRESETS))}) "
-            "nor a valid five-field cron expression such as '*/5 * * * *'"
-        )
-    try:
-        croniter(value, dt.datetime(2013, 1, 1)).get_next(dt.datetime)
-    except (ValueError, KeyError, OverflowError):  # croniter's CroniterBadDateError is one
-        raise ValueError(
-            f"cadence {value!r} never fires (no such date, e.g. 30 February): "
-            "nothing would ever run"
-        ) from None
-    return value
-
-
-def cadence_is_sub_daily(cadence: str) -> bool:
-    """Whether a cadence ever fires twice within 24 hours (checked over a sample fortnight)."""
-    if cadence in _PRESETS:
-        return cadence == "@hourly"
-    from croniter import croniter
-
-    times = croniter(cadence, dt.datetime(2013, 1, 1))
-    previous = times.get_next(dt.datetime)
-    for _ in range(14 * 24 * 60):
-        current = times.get_next(dt.datetime)
-        if current - previous < dt.timedelta(days=1):
-            return True
-        if current > dt.datetime(2013, 1, 15):
-            return False
-        previous = current
-    return True
-
-
 # ----------------------------------------------------------------------- YAML loading
 
 #: A pipeline or platform file larger than this is refused before parsing (the reference
@@ -1390,7 +1349,7 @@ class PlatformSettings(_Model):
     #: ``s3://bucket/prefix``: the lake's home; ``lake_dir`` is then its local staging.
     lake_uri: str | None = None
     #: Airflow's metadata database: a SQLAlchemy URL; ``embedded``: PostgreSQL that
-    #: Runway runs in ``<home>/pgdata`` (runway_mlops.embedded_postgres); None: SQLite
+    #: Runway runs in ``<home>/pgdata`` (runway_mlops.orchestration.embedded_postgres); None: SQLite
     #: under ``airflow_home``.
     airflow_database_url: str | None = None
     #: Data folder (and log, ``log``) of the embedded PostgreSQL (``airflow_database_url:
@@ -1478,7 +1437,7 @@ class _PlatformFile(_Model):
 
 #: Environment variables that override a profile field: RUNWAY_<FIELD>.
 ENV_FIELDS = tuple(f for f in _ProfileFile.model_fields if f != "connections")
-#: Read by the process itself, not platform settings (RUNWAY_PRELOAD: runway_mlops.preload).
+#: Read by the process itself, not platform settings (RUNWAY_PRELOAD: runway_mlops.orchestration.preload).
 _ENV_SPECIAL = {"RUNWAY_PROFILE", "RUNWAY_CONFIG_DIR", "RUNWAY_PRELOAD", "RUNWAY_DEBUG"}
 
 
@@ -1613,7 +1572,7 @@ def load_pipelines(
 
     A file that does not load raises its :class:`ConfigError`; with ``problems`` given,
     it is left out instead and its error recorded there (file path -> message), so one
-    broken file never hides the other pipelines (see :mod:`runway_mlops.dag_factory`).
+    broken file never hides the other pipelines (see :mod:`runway_mlops.orchestration.factory`).
     """
     pipelines = {}
     for path in pipeline_files(config_dir):

@@ -135,7 +135,7 @@ def test_micro_batch_cadence_is_the_only_change(tmp_path: Path) -> None:
     """Same DAG ids, tasks and Spark job; only the schedule and what a run owns differ."""
     import shutil
 
-    from runway_mlops.dag_factory import build_dags
+    from runway_mlops.orchestration.factory import build_dags
 
     shutil.copytree(ROOT / "config", tmp_path / "config")
     for folder in ("dags", "plugins", "jobs"):

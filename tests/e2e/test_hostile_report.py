@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
-from runway_mlops.seed import seed_files
+from runway_mlops.sample.seed import seed_files
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.stages.validate import report_dir, validate
 from runway_mlops.storage import open_store

@@ -4,7 +4,7 @@ Seen from the outside, as a neighbour on the network would: the sockets of the
 ``airflow_stack`` fixture's processes (those whose environment names its AIRFLOW_HOME) that
 listen on its worker and triggerer log-server ports, read from ``/proc/net/tcp`` and
 ``/proc/net/tcp6``. Airflow 3.3 binds both servers to every interface; Runway binds them
-to ``[logging] worker_log_server_host`` (:mod:`runway_mlops.log_servers`).
+to ``[logging] worker_log_server_host`` (:mod:`runway_mlops.orchestration.log_servers`).
 """
 
 from __future__ import annotations

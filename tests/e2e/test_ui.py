@@ -24,7 +24,7 @@ import httpx
 import pytest
 from playwright.sync_api import FrameLocator, Page, expect
 
-from runway_mlops.demo import follow_backfill, local_midnight
+from runway_mlops.programs.demo import follow_backfill, local_midnight
 
 DAG_ID = "flights_features"
 #: The two days backfilled from the dialog; the stack's file source holds 2013-01-01..10,

@@ -14,8 +14,8 @@ import datetime as dt
 import pytest
 
 from runway_mlops import catalog
-from runway_mlops.demo import local_midnight, wait_for_dag, wait_for_run
 from runway_mlops.lake import Lake
+from runway_mlops.programs.demo import local_midnight, wait_for_dag, wait_for_run
 from runway_mlops.storage import LocalStore
 
 DAG_ID = "flights_features_backfill"

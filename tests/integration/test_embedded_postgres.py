@@ -12,9 +12,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from runway_mlops import embedded_postgres
-from runway_mlops.airflow_runtime import airflow_database_url
 from runway_mlops.config import load_settings
+from runway_mlops.orchestration import embedded_postgres
+from runway_mlops.orchestration.runtime import airflow_database_url
 from tests.conftest import CONFIG_DIR, postgres_data_dir
 
 

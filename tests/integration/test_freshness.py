@@ -23,13 +23,13 @@ import time
 import pytest
 
 from runway_mlops import catalog, freshness
-from runway_mlops.cli import main as runway
 from runway_mlops.config import load_settings
 from runway_mlops.errors import BusyError, MissingPartitionError
-from runway_mlops.features.job import build_feature_range
 from runway_mlops.freshness import StaleDataError, stale_partitions
-from runway_mlops.seed import seed
+from runway_mlops.programs.cli import main as runway
+from runway_mlops.sample.seed import seed
 from runway_mlops.stages import score
+from runway_mlops.stages.features import build_feature_range
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.stages.validate import validate
 from runway_mlops.training.dataset import TrainingWindow, build_training_set

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from runway_mlops.cli import main
 from runway_mlops.config import load_settings
+from runway_mlops.programs.cli import main
 from tests.conftest import CONFIG_DIR
 from tests.integration.test_inference_stages import END, FIRST, promote, train_model
 from tests.synthetic import write_days

@@ -22,10 +22,10 @@ import yaml
 
 from runway_mlops import catalog
 from runway_mlops.config import get_pipeline
-from runway_mlops.demo import local_midnight, wait_for_run
 from runway_mlops.inference import store
 from runway_mlops.monitoring import store as mstore
 from runway_mlops.monitoring.report import report_dir
+from runway_mlops.programs.demo import local_midnight, wait_for_run
 from tests.conftest import CONFIG_DIR, ROOT, running_stack
 from tests.integration.test_inference_stages import END, FIRST, _drift_days, promote, train_model
 from tests.synthetic import write_days

@@ -18,7 +18,7 @@ from runway_mlops.config import load_settings
 from runway_mlops.inference import models, store
 from runway_mlops.lake import Lake
 from runway_mlops.monitoring import store as mstore
-from runway_mlops.replay import ReplaySummary, run_loop
+from runway_mlops.programs.replay import ReplaySummary, run_loop
 from runway_mlops.stages import monitor, score, train
 from runway_mlops.training import registry
 from runway_mlops.training.model import candidates

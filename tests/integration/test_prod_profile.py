@@ -49,11 +49,11 @@ def _psycopg2(url: str) -> str:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory, s3_endpoint):
-    from runway_mlops import services
-    from runway_mlops.airflow_runtime import admin_password
     from runway_mlops.config import get_pipeline, load_settings
-    from runway_mlops.demo import wait_for_dag
-    from runway_mlops.seed import seed
+    from runway_mlops.orchestration.runtime import admin_password
+    from runway_mlops.programs import services
+    from runway_mlops.programs.demo import wait_for_dag
+    from runway_mlops.sample.seed import seed
     from tests.conftest import AirflowStack
 
     home = tmp_path_factory.mktemp("prod")
@@ -245,9 +245,9 @@ def test_rerunning_a_day_changes_nothing(platform, features) -> None:
 
 
 def test_training_and_scoring_on_the_server_and_the_s3_lake(platform, features) -> None:
-    from runway_mlops.demo import wait_for_run
     from runway_mlops.inference import store
     from runway_mlops.lake import open_lake
+    from runway_mlops.programs.demo import wait_for_run
     from runway_mlops.training import registry
 
     running, pipeline, buckets = platform
@@ -321,7 +321,7 @@ def test_no_secret_in_logs_xcom_mlflow_tags_or_reports(platform, features) -> No
     """After features, training and scoring ran: no secret in what a user can read."""
     import sqlalchemy as sa
 
-    from runway_mlops.airflow_runtime import admin_password
+    from runway_mlops.orchestration.runtime import admin_password
     from runway_mlops.training import registry
 
     running, pipeline, _ = platform

@@ -8,8 +8,8 @@ import boto3
 import psycopg2
 import pytest
 
-from runway_mlops import services
 from runway_mlops.config import load_settings
+from runway_mlops.programs import services
 from tests.conftest import CONFIG_DIR
 from tests.integration.conftest import PG_ADMIN
 

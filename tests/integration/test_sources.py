@@ -10,7 +10,7 @@ import pytest
 from runway_mlops.config import load_settings
 from runway_mlops.errors import SourceUnavailableError
 from runway_mlops.lake import Lake
-from runway_mlops.seed import seed, seed_files
+from runway_mlops.sample.seed import seed, seed_files
 from runway_mlops.sources import PostgresSource
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.storage import S3Store

@@ -14,14 +14,15 @@ import pandas as pd
 import pytest
 
 from runway_mlops.config import load_settings
-from runway_mlops.features.job import build_feature_range
 from runway_mlops.inference import store
 from runway_mlops.lake import Lake
+from runway_mlops.programs.stream_demo import bootstrap
+from runway_mlops.sample.producer import StreamReplay
 from runway_mlops.stages import score
+from runway_mlops.stages.features import build_feature_range
+from runway_mlops.stages.microbatch import ingest_micro_batch
 from runway_mlops.stages.validate import validate_micro_batch
 from runway_mlops.storage import LocalStore
-from runway_mlops.stream import StreamReplay, ingest_micro_batch
-from runway_mlops.stream_demo import bootstrap
 from tests.conftest import CONFIG_DIR
 
 HISTORY = [dt.date(2013, 2, 19) + dt.timedelta(days=i) for i in range(10)]  # Feb 19-28
@@ -102,8 +103,8 @@ def test_micro_batches_score_each_flight_once_before_departure(spark, stream_set
 
 def test_a_flight_first_seen_after_departure_is_missed_not_scored(spark, stream_setup) -> None:
     settings, pipeline, _ = stream_setup
-    from runway_mlops.seed import _csv_bytes, load_raw
-    from runway_mlops.stream import CommitLog, arrival_key
+    from runway_mlops.sample.seed import _csv_bytes, load_raw
+    from runway_mlops.stages.microbatch import CommitLog, arrival_key
 
     clock = pd.Timestamp(CommitLog.of(settings, pipeline.name).before(WALL + 10 * MINUTE)["clock"])
     flights = load_raw("flights")

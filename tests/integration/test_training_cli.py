@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from runway_mlops import catalog
-from runway_mlops.cli import main
 from runway_mlops.config import get_pipeline, load_settings
+from runway_mlops.programs.cli import main
 from runway_mlops.training import registry
 from tests.conftest import CONFIG_DIR
 from tests.synthetic import write_days

@@ -17,7 +17,7 @@ import pytest
 
 from runway_mlops import catalog
 from runway_mlops.config import get_pipeline
-from runway_mlops.demo import wait_for_run
+from runway_mlops.programs.demo import wait_for_run
 from runway_mlops.training import registry
 from tests.conftest import CONFIG_DIR, ROOT, running_stack
 from tests.synthetic import write_days

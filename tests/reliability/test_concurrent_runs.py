@@ -31,7 +31,7 @@ import pytest
 from runway_mlops import catalog
 from runway_mlops.config import load_settings
 from runway_mlops.lake import Lake
-from runway_mlops.seed import seed
+from runway_mlops.sample.seed import seed
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.stages.validate import validate
 from tests.conftest import CONFIG_DIR, ROOT

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from runway_mlops import lifecycle
+from runway_mlops.orchestration import lifecycle
 
 SUPERVISOR = textwrap.dedent(
     """
     import subprocess, sys, time
     from pathlib import Path
-    from runway_mlops import lifecycle
+    from runway_mlops.orchestration import lifecycle
 
     home = Path(sys.argv[1])
     claim = lifecycle.claim_home(home)

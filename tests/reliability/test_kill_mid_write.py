@@ -32,8 +32,8 @@ from runway_mlops import catalog
 from runway_mlops.config import PlatformSettings
 from runway_mlops.errors import MissingPartitionError
 from runway_mlops.lake import MANIFEST, ZONES, Lake
+from runway_mlops.sample.seed import load_raw, seed
 from runway_mlops.schema import cast_to_schema
-from runway_mlops.seed import load_raw, seed
 from runway_mlops.sources import open_source
 from runway_mlops.stages.ingest import ingest
 from tests.conftest import CONFIG_DIR, ROOT

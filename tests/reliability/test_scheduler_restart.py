@@ -28,9 +28,9 @@ import signal
 import time
 
 from runway_mlops import catalog
-from runway_mlops.demo import follow_backfill, local_midnight
 from runway_mlops.lake import Lake
-from runway_mlops.seed import seed
+from runway_mlops.programs.demo import follow_backfill, local_midnight
+from runway_mlops.sample.seed import seed
 from tests.conftest import running_stack
 
 DAG_ID = "flights_features"

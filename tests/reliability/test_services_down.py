@@ -38,12 +38,12 @@ import pandas as pd
 import pytest
 
 from runway_mlops import catalog
-from runway_mlops.airflow_tasks import _run_stage
 from runway_mlops.config import load_settings
 from runway_mlops.errors import ServiceUnavailableError, SourceUnavailableError
 from runway_mlops.lake import Lake
-from runway_mlops.seed import seed
-from runway_mlops.services import mlflow_server_command
+from runway_mlops.orchestration.tasks import _run_stage
+from runway_mlops.programs.services import mlflow_server_command
+from runway_mlops.sample.seed import seed
 from runway_mlops.stages import train
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.training import registry

@@ -9,13 +9,13 @@ import stat
 import pendulum
 import pytest
 
-from runway_mlops.airflow_runtime import (
+from runway_mlops.cadence import partition_day
+from runway_mlops.orchestration.runtime import (
     admin_password,
     airflow_env,
     component_commands,
     passwords_file,
 )
-from runway_mlops.airflow_tasks import partition_day
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_tasks_inherit_the_exact_profile(settings) -> None:
 
 def test_a_crashed_scheduler_is_restarted_then_given_up(settings) -> None:
     """A supervisor restarts the scheduler (state lives in the database); not forever."""
-    from runway_mlops.airflow_runtime import MAX_RESTARTS, AirflowProcesses, AirflowStartError
+    from runway_mlops.orchestration.runtime import MAX_RESTARTS, AirflowProcesses, AirflowStartError
 
     running = AirflowProcesses(settings=settings, env={"PATH": "/usr/bin:/bin"})
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runway_mlops.cli import main
+from runway_mlops.programs.cli import main
 from tests.conftest import CONFIG_DIR
 
 

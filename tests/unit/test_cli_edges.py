@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runway_mlops.cli import main
 from runway_mlops.errors import ConfigError
+from runway_mlops.programs.cli import main
 from tests.conftest import CONFIG_DIR
 
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from runway_mlops.config import load_settings
 from runway_mlops.errors import DataValidationError, SourceDataError
 from runway_mlops.lake import Lake
-from runway_mlops.seed import _csv_bytes, load_raw, seed
+from runway_mlops.sample.seed import _csv_bytes, load_raw, seed
 from runway_mlops.sources import day_interval
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.stages.validate import validate

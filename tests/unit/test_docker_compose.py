@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from runway_mlops.airflow_runtime import airflow_env
 from runway_mlops.config import ENV_FIELDS, PlatformSettings, load_settings
+from runway_mlops.orchestration.runtime import airflow_env
 from tests.conftest import CONFIG_DIR, ROOT
 
 pytestmark = pytest.mark.unit

@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from runway_mlops import catalog
-from runway_mlops.cli import main as runway
 from runway_mlops.config import load_settings
 from runway_mlops.errors import MissingPartitionError
-from runway_mlops.features.job import build_feature_partition, build_feature_range
-from runway_mlops.features.job import main as build_features_job
 from runway_mlops.lake import MANIFEST, Lake
-from runway_mlops.seed import seed
+from runway_mlops.programs.cli import main as runway
+from runway_mlops.sample.seed import seed
+from runway_mlops.stages.features import build_feature_partition, build_feature_range
+from runway_mlops.stages.features import main as build_features_job
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.stages.validate import validate
 from tests.conftest import CONFIG_DIR

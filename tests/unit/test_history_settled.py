@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from runway_mlops.cadence import feature_run_dates
 from runway_mlops.config import load_settings
-from runway_mlops.dag_factory import feature_run_dates
-from runway_mlops.features.job import unsettled_history
-from runway_mlops.seed import seed
+from runway_mlops.sample.seed import seed
+from runway_mlops.stages.features import unsettled_history
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.stages.validate import validate
 from tests.conftest import CONFIG_DIR

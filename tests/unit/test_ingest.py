@@ -9,7 +9,7 @@ import pytest
 from runway_mlops import catalog
 from runway_mlops.errors import SourceDataError, SourceUnavailableError
 from runway_mlops.lake import Lake
-from runway_mlops.seed import load_raw, seed
+from runway_mlops.sample.seed import load_raw, seed
 from runway_mlops.stages.ingest import ingest
 
 DAY = dt.date(2013, 1, 2)

@@ -21,7 +21,7 @@ import pytest
 from runway_mlops import catalog
 from runway_mlops.errors import DataValidationError, SourceDataError
 from runway_mlops.lake import Lake
-from runway_mlops.seed import seed
+from runway_mlops.sample.seed import seed
 from runway_mlops.sources import day_interval
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.stages.validate import validate

@@ -10,8 +10,8 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from runway_mlops.config import FeaturesConfig, PipelineConfig
-from runway_mlops.features.job import feature_version
 from runway_mlops.features.transforms import compute_features
+from runway_mlops.stages.features import feature_version
 
 KEY = ["flight"]
 UTC = dt.UTC

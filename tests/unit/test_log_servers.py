@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from runway_mlops.airflow_runtime import airflow_env
 from runway_mlops.config import load_settings
-from runway_mlops.log_servers import serves_logs
+from runway_mlops.orchestration.log_servers import serves_logs
+from runway_mlops.orchestration.runtime import airflow_env
 from tests.conftest import CONFIG_DIR
 from tests.e2e.test_log_servers import _listening
 
@@ -54,7 +54,7 @@ def test_airflows_serve_logs_listens_where_it_is_told(tmp_path, host, expected) 
     port = _free_port()
     code = (
         "import sys; sys.argv = ['airflow', 'triggerer']\n"
-        "from runway_mlops.log_servers import bind_log_servers\n"
+        "from runway_mlops.orchestration.log_servers import bind_log_servers\n"
         "bind_log_servers()\n"
         "from airflow.utils.serve_logs import serve_logs\n"
         f"serve_logs(port={port})\n"

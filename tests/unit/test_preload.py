@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from runway_mlops.preload import MODULES, preload, wanted
+from runway_mlops.orchestration.preload import MODULES, preload, wanted
 
 
 def test_only_processes_that_fork_tasks_preload() -> None:

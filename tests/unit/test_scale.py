@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from runway_mlops.lake import MANIFEST, Lake
-from runway_mlops.scale import FLIGHT_OFFSET, KEY, scale_flights, scale_lake
+from runway_mlops.sample.scale import FLIGHT_OFFSET, KEY, scale_flights, scale_lake
+from runway_mlops.sample.seed import iter_daily
 from runway_mlops.schema import cast_to_schema
-from runway_mlops.seed import iter_daily
 from runway_mlops.stages.validate import arrow_schema
 
 FIRST, LAST = dt.date(2013, 1, 1), dt.date(2013, 1, 3)

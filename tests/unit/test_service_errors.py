@@ -6,12 +6,12 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from mlflow.exceptions import MlflowException
 
-from runway_mlops.airflow_tasks import _run_stage
 from runway_mlops.errors import (
     ConfigError,
     ServiceUnavailableError,
     SourceUnavailableError,
 )
+from runway_mlops.orchestration.tasks import _run_stage
 from runway_mlops.training.registry import unreachable
 
 REFUSED = (

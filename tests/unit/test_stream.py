@@ -10,17 +10,17 @@ import pytest
 from runway_mlops import catalog
 from runway_mlops.errors import SourceDataError
 from runway_mlops.lake import Lake
-from runway_mlops.seed import _csv_bytes, load_raw
-from runway_mlops.storage import LocalStore
-from runway_mlops.stream import (
+from runway_mlops.sample.producer import StreamReplay
+from runway_mlops.sample.seed import _csv_bytes, load_raw
+from runway_mlops.stages.microbatch import (
     CommitLog,
-    StreamReplay,
     arrival_key,
     arrival_time,
     batch_id,
     ingest_micro_batch,
     list_arrivals,
 )
+from runway_mlops.storage import LocalStore
 
 UTC = dt.UTC
 # 2013-03-05 06:00 in New York (EST) is 11:00 UTC; the stream runs on 2026 wall time.

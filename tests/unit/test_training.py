@@ -269,7 +269,7 @@ def test_unscorable_champion_fails_the_comparison() -> None:
 
 
 def test_demo_trains_on_its_own_days(flights_pipeline) -> None:
-    from runway_mlops.demo import demo_training_conf
+    from runway_mlops.programs.demo import demo_training_conf
 
     days = [D(2013, 1, 1) + dt.timedelta(days=i) for i in range(31)]
     conf = demo_training_conf(days)

@@ -20,8 +20,8 @@ from runway_mlops import catalog
 from runway_mlops.config import load_settings
 from runway_mlops.errors import DataValidationError, MissingPartitionError
 from runway_mlops.lake import Lake
+from runway_mlops.sample.seed import seed
 from runway_mlops.schema import cast_to_schema
-from runway_mlops.seed import seed
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.stages.validate import arrow_schema, report_dir, validate
 from tests.conftest import CONFIG_DIR

@@ -32,7 +32,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from runway_mlops.config import PlatformSettings
-from runway_mlops.ui.reports_app import MAX_ID, UserDep, html_page, may_read_runs, run_reader
+from runway_mlops.ui.common import MAX_ID, UserDep, html_page, may_read_runs, run_reader
 
 if TYPE_CHECKING:
     from runway_mlops.catalog import GateDecisionRecord, ModelEvent

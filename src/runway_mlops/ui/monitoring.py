@@ -33,7 +33,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from runway_mlops.config import PlatformSettings
-from runway_mlops.ui.reports_app import UserDep, html_page, may_read_runs, run_reader
+from runway_mlops.ui.common import UserDep, html_page, may_read_runs, run_reader
 from runway_mlops.ui.serving import NO_FILE, is_file, resolve_inside, serve_file
 
 #: What a pipeline name may look like; anything else (``..``, the staging and trash

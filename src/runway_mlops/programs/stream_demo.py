@@ -59,9 +59,9 @@ def bootstrap(
     echo: Any = print,
 ) -> dict[str, Any]:
     """Load ``history`` the daily way, build its features, train and promote a champion."""
-    from runway_mlops.features.job import build_feature_range, spark_session
-    from runway_mlops.seed import seed
+    from runway_mlops.sample.seed import seed
     from runway_mlops.stages import train
+    from runway_mlops.stages.features import build_feature_range, spark_session
     from runway_mlops.stages.ingest import ingest
     from runway_mlops.stages.validate import validate
     from runway_mlops.training.model import candidates
@@ -137,8 +137,8 @@ def _producer(
     stop: threading.Event,
 ) -> None:
     from runway_mlops.inference.store import entity_key
+    from runway_mlops.sample.producer import StreamReplay
     from runway_mlops.storage import open_store
-    from runway_mlops.stream import StreamReplay
 
     store = open_store(pipeline.source.uri or settings.landing_uri, settings.s3_endpoint_url)
     replay = StreamReplay(store, pipeline, start, end)
@@ -172,10 +172,10 @@ def run_stream(
     echo: Any = print,
 ) -> StreamRun:
     """Airflow plus the producer until the replay ends and its flights are scored."""
-    from runway_mlops.airflow_api import AirflowAPI
-    from runway_mlops.airflow_runtime import admin_password, running_airflow
-    from runway_mlops.demo import wait_for_dag
     from runway_mlops.inference import store
+    from runway_mlops.orchestration.api import AirflowAPI
+    from runway_mlops.orchestration.runtime import admin_password, running_airflow
+    from runway_mlops.programs.demo import wait_for_dag
 
     run = StreamRun()
     stop = threading.Event()

@@ -26,7 +26,7 @@ class FeatureSubmitOperator(SparkSubmitOperator):
         self.days_task = days_task
 
     def execute(self, context: Any) -> None:
-        from runway_mlops.airflow_tasks import feature_event_extra
+        from runway_mlops.orchestration.tasks import feature_event_extra
 
         super().execute(context)
         extra = feature_event_extra(self.pipeline_name, context, self.days_task)
@@ -38,7 +38,7 @@ class FeatureSubmitOperator(SparkSubmitOperator):
 class PartitionSensor(BaseSensorOperator):
     """Wait until ``check(pipeline_name, **context)`` says the interval's inputs are there.
 
-    ``check`` is one of the functions in :mod:`runway_mlops.airflow_tasks` (e.g.
+    ``check`` is one of the functions in :mod:`runway_mlops.orchestration.tasks` (e.g.
     ``features_ready``); it may raise ``AirflowFailException`` when the inputs will never
     come (a quarantined day), so the run fails at once with the reason instead of waiting
     for the timeout. Run in ``reschedule`` mode: no worker slot is held while waiting.

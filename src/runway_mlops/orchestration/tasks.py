@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from runway_mlops.cadence import feature_run_dates, interval_days, partition_day
 from runway_mlops.errors import (
     BusyError,
     RunwayError,
@@ -23,17 +24,6 @@ from runway_mlops.errors import (
 )
 
 T = TypeVar("T")
-
-
-def partition_day(data_interval_start: Any, timezone: str) -> dt.date:
-    """The local calendar day a run's data interval starts on: the partition it owns."""
-    from zoneinfo import ZoneInfo
-
-    if data_interval_start is None:
-        raise ValueError("this run has no data interval: Runway DAGs need a timetable")
-    if data_interval_start.tzinfo is None:
-        raise ValueError(f"data interval start {data_interval_start!r} has no time zone")
-    return data_interval_start.astimezone(ZoneInfo(timezone)).date()
 
 
 def _run_stage(call: Callable[[], T]) -> T:
@@ -82,13 +72,6 @@ def ingest_raw(pipeline_name: str, **context: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ range (backfill)
-
-
-def interval_days(pipeline: Any, start: Any, end: Any) -> list[dt.date]:
-    """The local days whose midnight falls in ``[start, end)``: a wide run's partitions."""
-    first = partition_day(start, pipeline.timezone)
-    last = partition_day(end - dt.timedelta(microseconds=1), pipeline.timezone)
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def plan_days(pipeline_name: str, **context: Any) -> list[str]:
@@ -162,7 +145,7 @@ def check_days(pipeline_name: str, **context: Any) -> list[str]:
 
 def _ingest_micro_batch(settings: Any, pipeline: Any, context: dict[str, Any]) -> dict[str, Any]:
     """The micro-batch path: the files that arrived in the run's data interval."""
-    from runway_mlops.stream import ingest_micro_batch
+    from runway_mlops.stages.microbatch import ingest_micro_batch
 
     start, end = context["data_interval_start"], context["data_interval_end"]
     result = _run_stage(
@@ -229,13 +212,12 @@ def history_settled(pipeline_name: str, days_task: str | None = None, **context:
     Without it a backfill with several active runs builds a day before the day before it
     has been validated: shorter windows, features that depend on the order runs finished
     in. It waits while an earlier day the features read (see
-    :func:`runway_mlops.features.job.unsettled_history`) is neither validated nor
+    :func:`runway_mlops.stages.features.unsettled_history`) is neither validated nor
     quarantined *and* a running run of the pipeline's feature DAGs owns it; a day no run
     is processing never came (or is queued behind this one) and only shortens the windows,
     as the partition's manifest records. The run's own days are decided by the run.
     """
-    from runway_mlops.dag_factory import feature_run_dates
-    from runway_mlops.features.job import unsettled_history
+    from runway_mlops.stages.features import unsettled_history
 
     settings, pipeline = _load(pipeline_name)
     if pipeline.micro_batch:
