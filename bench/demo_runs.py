@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from feature_backfill import RESULTS, machine  # noqa: E402
+from benchkit import RESULTS, machine  # noqa: E402
 
 RUNWAY = Path(sys.executable).with_name("runway")
 SUMMARY = re.compile(r"^airflow (.*restarts: \d+.*)$", re.MULTILINE)

@@ -22,7 +22,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,8 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from benchkit import RESULTS, machine  # noqa: E402  (bench/benchkit.py)
 
 
 def _ts(value: str | None) -> dt.datetime | None:
@@ -40,20 +38,6 @@ def _ts(value: str | None) -> dt.datetime | None:
 
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 2) if values else float("nan")
-
-
-def machine() -> dict[str, object]:
-    mem = 0
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) // 1024
-    return {
-        "cores": os.cpu_count(),
-        "memory_mib": mem,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def spark_start_cost(repeats: int = 3) -> dict[str, float]:

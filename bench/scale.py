@@ -44,7 +44,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -55,8 +54,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from benchkit import RESULTS, ROOT, machine  # noqa: E402  (bench/benchkit.py)
+
 CONFIG_DIR = ROOT / "config"
 FIRST = dt.date(2013, 1, 1)
 SAMPLE = 2000
@@ -67,44 +66,6 @@ ENGINES = {
     "duckdb_trailing": "(c) trailing aggregates, DuckDB, 2 threads",
     "spark_trailing": "(d) trailing aggregates, Spark {master}",
 }
-
-
-def machine() -> dict[str, Any]:
-    from importlib.metadata import version
-
-    mem = 0
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) // 1024
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "memory_mib": mem,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "pyspark": version("pyspark"),
-        "duckdb": version("duckdb"),
-        "java": _java_version(),
-    }
-
-
-def _java_version() -> str:
-    import subprocess
-
-    try:
-        out = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    except OSError:
-        return "unknown"
-    return (out.stderr or out.stdout).splitlines()[0] if (out.stderr or out.stdout) else "unknown"
 
 
 def _load() -> float:

@@ -52,9 +52,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-CONFIG_DIR = ROOT / "config"
 #: The last day of the training window; scored days follow it.
 END = dt.date(2013, 6, 30)
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -63,10 +60,11 @@ SAMPLE_S = 0.25
 #: A frame above this many rows is timed one call per sample (warmed up on a slice).
 WARM_ROWS = 100_000
 
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT))  # tests.synthetic
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchkit import RESULTS, ROOT, machine  # noqa: E402  (bench/benchkit.py)
 
-from training import machine  # noqa: E402  (bench/training.py)
+sys.path.insert(0, str(ROOT))  # tests.synthetic
+CONFIG_DIR = ROOT / "config"
 
 
 def _median(values: list[float]) -> float:

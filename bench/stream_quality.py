@@ -34,14 +34,13 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from benchkit import RESULTS, ROOT, machine  # noqa: E402  (bench/benchkit.py)
+
 CONFIG_DIR = ROOT / "config"
 FIRST, LAST = dt.date(2013, 1, 1), dt.date(2013, 12, 31)
 CADENCES = {"daily": "@daily", "micro_batch": "*/5 * * * *"}
@@ -49,27 +48,6 @@ CADENCES = {"daily": "@daily", "micro_batch": "*/5 * * * *"}
 
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-def machine() -> dict[str, Any]:
-    from importlib.metadata import version
-
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "pyspark": version("pyspark"),
-        "lightgbm": version("lightgbm"),
-        "load_at_start": round(os.getloadavg()[0], 2),
-    }
 
 
 def _days() -> list[dt.date]:

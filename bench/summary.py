@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from feature_backfill import RESULTS, machine  # noqa: E402
+from benchkit import RESULTS, machine  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"

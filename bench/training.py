@@ -37,7 +37,6 @@ import cProfile
 import datetime as dt
 import json
 import os
-import platform
 import pstats
 import statistics
 import sys
@@ -48,44 +47,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from benchkit import RESULTS, ROOT, machine  # noqa: E402  (bench/benchkit.py)
+
 #: The last day of the synthetic data (and of the training window).
 END = dt.date(2013, 6, 30)
 
 
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3) if values else float("nan")
-
-
-def machine() -> dict[str, object]:
-    mem = 0
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) // 1024
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    from importlib.metadata import version
-
-    return {
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
-        "cpu": cpu,
-        "memory_mib": mem,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "lightgbm": version("lightgbm"),
-        "mlflow": version("mlflow"),
-    }
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:

@@ -75,9 +75,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from feature_backfill import RESULTS, machine  # noqa: E402
+from benchkit import RESULTS, ROOT, machine  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "config"
 #: The day measured: its 7 earlier days are validated first, so its drift checks run.
 DAY = dt.date(2013, 1, 8)

@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from feature_backfill import RESULTS, analyse, machine  # noqa: E402
+from benchkit import RESULTS, machine  # noqa: E402
+from feature_backfill import analyse  # noqa: E402
 
 #: Training on January–September as plain_year.py does (it keeps the last 30 days for
 #: early stopping and scores Oct–Dec): Runway's gates also need test days inside the

@@ -32,16 +32,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runway_mlops.errors import RunwayError
+from runway_mlops.errors import StaleDataError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-class StaleDataError(RunwayError):
-    """A stage was asked to use a partition made from data that has since changed."""
-
-    kind = "stale data"
 
 
 # ------------------------------------------------------------------------ fingerprints

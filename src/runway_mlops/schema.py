@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from runway_mlops.errors import NaiveTimeError
+
 #: Declared type -> canonical pandas dtype name in the lake.
 CANONICAL_DTYPE = {
     "int": "Int64",
@@ -107,10 +109,6 @@ def has_type(series: pd.Series, declared: str) -> bool:
     if declared == "bool":
         return pd.api.types.is_bool_dtype(dtype)
     raise ValueError(f"unknown column type {declared!r}")
-
-
-class NaiveTimeError(ValueError):
-    """Timestamps without an offset that name no single instant in the time zone."""
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,13 @@ from zoneinfo import ZoneInfo
 
 from runway_mlops.config import DatasetConfig, PipelineConfig, PlatformSettings
 from runway_mlops.connections import connection_uri, postgres_dsn
-from runway_mlops.errors import SourceDataError, SourceUnavailableError
-from runway_mlops.schema import NaiveTimeError, localize_naive
+from runway_mlops.errors import (
+    CorruptDeliveryError,
+    NaiveTimeError,
+    SourceDataError,
+    SourceUnavailableError,
+)
+from runway_mlops.schema import localize_naive
 from runway_mlops.storage import ObjectStore, StoredObject, open_store
 
 if TYPE_CHECKING:
@@ -77,14 +82,6 @@ class Delivery:
     provenance: dict[str, Any] = field(default_factory=dict)
     #: The raw bytes of each delivered file, kept so a corrupt file can be quarantined.
     files: dict[str, bytes] = field(default_factory=dict)
-
-
-class CorruptDeliveryError(SourceDataError):
-    """A delivered file cannot be parsed; carries the files for quarantine."""
-
-    def __init__(self, message: str, files: dict[str, bytes]) -> None:
-        super().__init__(message)
-        self.files = files
 
 
 class Source(Protocol):

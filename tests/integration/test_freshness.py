@@ -24,8 +24,8 @@ import pytest
 
 from runway_mlops import catalog, freshness
 from runway_mlops.config import load_settings
-from runway_mlops.errors import BusyError, MissingPartitionError
-from runway_mlops.freshness import StaleDataError, stale_partitions
+from runway_mlops.errors import BusyError, MissingPartitionError, StaleDataError
+from runway_mlops.freshness import stale_partitions
 from runway_mlops.programs.cli import main as runway
 from runway_mlops.sample.seed import seed
 from runway_mlops.stages import score

@@ -95,7 +95,8 @@ def test_tasks_inherit_the_exact_profile(settings) -> None:
 
 def test_a_crashed_scheduler_is_restarted_then_given_up(settings) -> None:
     """A supervisor restarts the scheduler (state lives in the database); not forever."""
-    from runway_mlops.orchestration.runtime import MAX_RESTARTS, AirflowProcesses, AirflowStartError
+    from runway_mlops.errors import AirflowStartError
+    from runway_mlops.orchestration.runtime import MAX_RESTARTS, AirflowProcesses
 
     running = AirflowProcesses(settings=settings, env={"PATH": "/usr/bin:/bin"})
     try:

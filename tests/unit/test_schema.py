@@ -8,13 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runway_mlops.schema import (
-    NaiveTimeError,
-    cast_column,
-    cast_to_schema,
-    has_type,
-    localize_naive,
-)
+from runway_mlops.errors import NaiveTimeError
+from runway_mlops.schema import cast_column, cast_to_schema, has_type, localize_naive
 
 
 def test_text_numbers_become_typed() -> None:

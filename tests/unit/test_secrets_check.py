@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from runway_mlops.config import load_settings
-from runway_mlops.programs.services import ServiceError, check_secrets
+from runway_mlops.errors import ServiceError
+from runway_mlops.programs.services import check_secrets
 from tests.conftest import CONFIG_DIR
 
 REAL_KEYS = {"AWS_ACCESS_KEY_ID": "AKIA5EXAMPLE7", "AWS_SECRET_ACCESS_KEY": "k" * 40}

@@ -10,9 +10,9 @@ from runway_mlops.errors import (
     ConfigError,
     ServiceUnavailableError,
     SourceUnavailableError,
+    unreachable,
 )
 from runway_mlops.orchestration.tasks import _run_stage
-from runway_mlops.training.registry import unreachable
 
 REFUSED = (
     "API request to http://127.0.0.1:5050/api/2.0/mlflow/runs/log-batch failed with exception "

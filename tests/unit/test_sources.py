@@ -10,14 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runway_mlops.config import load_pipeline
-from runway_mlops.errors import SourceDataError, SourceUnavailableError
-from runway_mlops.sources import (
-    CorruptDeliveryError,
-    FileSource,
-    day_interval,
-    parse_csv,
-    read_file,
-)
+from runway_mlops.errors import CorruptDeliveryError, SourceDataError, SourceUnavailableError
+from runway_mlops.sources import FileSource, day_interval, parse_csv, read_file
 from runway_mlops.storage import LocalStore
 from tests.conftest import CONFIG_DIR
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runway_mlops import catalog
-from runway_mlops.errors import ConfigError, RunwayError
+from runway_mlops.errors import ConfigError, NoModelError
 from runway_mlops.lake import open_lake
 from runway_mlops.training import registry
 
@@ -34,12 +34,6 @@ if TYPE_CHECKING:
 
 #: Model events that move the ``champion`` alias.
 CHAMPION_MOVES = ("promoted", "rolled_back")
-
-
-class NoModelError(RunwayError):
-    """No model version can score the interval (none registered, or none in effect)."""
-
-    kind = "no model"
 
 
 @dataclass(frozen=True)

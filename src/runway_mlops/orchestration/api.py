@@ -13,11 +13,7 @@ from typing import Any
 
 import httpx
 
-from runway_mlops.errors import RunwayError
-
-
-class AirflowAPIError(RunwayError):
-    kind = "airflow api"
+from runway_mlops.errors import AirflowAPIError
 
 
 class AirflowAPI:

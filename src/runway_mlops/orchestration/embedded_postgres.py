@@ -41,7 +41,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from runway_mlops.errors import RunwayError
+from runway_mlops.errors import EmbeddedPostgresError
 
 if TYPE_CHECKING:
     from runway_mlops.config import PlatformSettings
@@ -55,10 +55,6 @@ AIRFLOW_DATABASE = "airflow"
 POSTGRES_VERSION = 16
 #: How long a start may take before it is an error.
 START_SECONDS = 60
-
-
-class EmbeddedPostgresError(RunwayError):
-    kind = "embedded postgres"
 
 
 def data_dir(settings: PlatformSettings) -> Path:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from runway_mlops.cadence import cron
 from runway_mlops.config import PipelineConfig, PlatformSettings, load_pipelines, load_settings
+from runway_mlops.errors import PipelineConfigErrors
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG, Asset
@@ -775,18 +776,6 @@ def _build_pipeline(pipeline: PipelineConfig, settings: PlatformSettings) -> lis
     if pipeline.monitoring is not None:
         built.append(build_monitoring_dag(pipeline, settings))
     return built
-
-
-class PipelineConfigErrors(Exception):
-    """The pipeline files that did not become DAGs, each with its reason."""
-
-    def __init__(self, problems: dict[str, str]) -> None:
-        self.problems = dict(problems)
-        lines = "\n\n".join(message for message in problems.values())
-        super().__init__(
-            f"{len(problems)} pipeline file(s) did not load; their DAGs are not in Airflow "
-            f"until fixed (every other pipeline's DAGs are):\n\n{lines}"
-        )
 
 
 def raise_pipeline_errors(config_dir: Path | None = None) -> None:

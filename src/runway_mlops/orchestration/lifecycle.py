@@ -40,14 +40,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runway_mlops.errors import RunwayError
+from runway_mlops.errors import HomeBusyError
 
 #: How long a stopped session gets between SIGTERM and SIGKILL.
 GRACE_SECONDS = 20.0
-
-
-class HomeBusyError(RunwayError):
-    kind = "home in use"
 
 
 # ------------------------------------------------------------------------ processes

@@ -39,17 +39,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from runway_mlops.config import ENV_FIELDS, PlatformSettings
-from runway_mlops.errors import RunwayError
+from runway_mlops.errors import AirflowStartError
 from runway_mlops.orchestration import embedded_postgres, lifecycle
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: The embedded PostgreSQL's holder (local profile): started first, stopped last.
 POSTGRES = "postgres"
 ADMIN_USER = "admin"
-
-
-class AirflowStartError(RunwayError):
-    kind = "airflow"
 
 
 def _secret_file(path: Path, make: str) -> str:

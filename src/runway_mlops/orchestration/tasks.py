@@ -17,10 +17,8 @@ from typing import Any, TypeVar
 
 from runway_mlops.cadence import feature_run_dates, interval_days, partition_day
 from runway_mlops.errors import (
-    BusyError,
+    RETRYABLE,
     RunwayError,
-    ServiceUnavailableError,
-    SourceUnavailableError,
 )
 
 T = TypeVar("T")
@@ -35,11 +33,11 @@ def _run_stage(call: Callable[[], T]) -> T:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from runway_mlops.training.registry import unreachable
+    from runway_mlops.errors import unreachable
 
     try:
         return call()
-    except (SourceUnavailableError, ServiceUnavailableError, BusyError):
+    except RETRYABLE:
         # The delivery may still arrive, the service come back, the other task holding
         # the day finish: let Airflow retry.
         raise

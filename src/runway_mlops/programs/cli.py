@@ -770,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return int(args.func(args) or 0)
         except Exception as exc:
-            from runway_mlops.training.registry import unreachable
+            from runway_mlops.errors import unreachable
 
             down = unreachable(exc)
             if down is None:

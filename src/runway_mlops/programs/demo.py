@@ -23,12 +23,12 @@ from typing import Any
 
 from runway_mlops import catalog
 from runway_mlops.config import PipelineConfig, PlatformSettings, get_pipeline, parse_date
+from runway_mlops.errors import AirflowStartError
 from runway_mlops.orchestration import runtime as airflow_runtime
 from runway_mlops.orchestration.api import AirflowAPI
 from runway_mlops.orchestration.runtime import (
     ADMIN_USER,
     AirflowProcesses,
-    AirflowStartError,
     admin_password,
     passwords_file,
     port_in_use,

@@ -34,15 +34,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from runway_mlops.config import PlatformSettings
-from runway_mlops.errors import RunwayError
+from runway_mlops.errors import ServiceError
 from runway_mlops.orchestration import lifecycle
 from runway_mlops.orchestration import runtime as airflow_runtime
 from runway_mlops.orchestration.runtime import AirflowProcesses
-
-
-class ServiceError(RunwayError):
-    kind = "services"
-
 
 # --------------------------------------------------------------------- what must exist
 

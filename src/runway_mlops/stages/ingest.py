@@ -21,10 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from runway_mlops import catalog, freshness
 from runway_mlops.config import PipelineConfig, PlatformSettings
-from runway_mlops.errors import RunwayError, SourceDataError, SourceUnavailableError
+from runway_mlops.errors import (
+    CorruptDeliveryError,
+    RunwayError,
+    SourceDataError,
+    SourceUnavailableError,
+)
 from runway_mlops.lake import Lake, open_lake
 from runway_mlops.schema import cast_to_schema
-from runway_mlops.sources import CorruptDeliveryError, Delivery, open_source
+from runway_mlops.sources import Delivery, open_source
 
 if TYPE_CHECKING:
     import pandas as pd

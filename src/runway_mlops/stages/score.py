@@ -26,7 +26,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runway_mlops.errors import ConfigError, RunwayError
+from runway_mlops.errors import ConfigError, ScoringError
 from runway_mlops.inference import models, store
 from runway_mlops.lake import open_lake
 
@@ -35,12 +35,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from runway_mlops.config import InferenceConfig, PipelineConfig, PlatformSettings
-
-
-class ScoringError(RunwayError):
-    """A model cannot score a partition (e.g. it was trained on another feature version)."""
-
-    kind = "scoring failed"
 
 
 @dataclass(frozen=True)

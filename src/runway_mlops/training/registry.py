@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runway_mlops.errors import RunwayError, ServiceUnavailableError
+from runway_mlops.errors import RegistryError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -33,12 +33,6 @@ if TYPE_CHECKING:
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 #: MLflow's limit on a tag value.
 MAX_TAG = 8000
-
-
-class RegistryError(RunwayError):
-    """The model registry refused an operation, or a model cannot be found."""
-
-    kind = "registry error"
 
 
 def experiment_name(pipeline: PipelineConfig) -> str:
@@ -55,16 +49,6 @@ HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
 }
 
-#: Words of a failed HTTP request that mean "the server is not there" (not "it said no").
-_UNREACHABLE = (
-    "Max retries exceeded",
-    "Connection refused",
-    "Failed to establish a new connection",
-    "Connection aborted",
-    "Read timed out",
-    "RemoteDisconnected",
-)
-
 
 @functools.cache
 def _configure() -> None:
@@ -76,25 +60,6 @@ def _configure() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for key, value in HTTP_RETRY_DEFAULTS.items():
         os.environ.setdefault(key, value)
-
-
-def unreachable(exc: BaseException) -> ServiceUnavailableError | None:
-    """``exc`` as a :class:`ServiceUnavailableError` if it says MLflow's server is down."""
-    import sys
-
-    if "mlflow.exceptions" not in sys.modules:
-        return None  # MLflow never ran in this process: not its error (and no import)
-    from mlflow.exceptions import MlflowException
-
-    if not isinstance(exc, MlflowException):
-        return None
-    text = str(exc)
-    if not any(word in text for word in _UNREACHABLE):
-        return None
-    where = text.split(" failed with exception", 1)[0].removeprefix("API request to ")
-    return ServiceUnavailableError(
-        f"the MLflow tracking server does not answer ({where}): {text.splitlines()[0][-300:]}"
-    )
 
 
 def connect(settings: PlatformSettings, pipeline: PipelineConfig) -> tuple[MlflowClient, str]:
