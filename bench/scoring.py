@@ -475,15 +475,21 @@ def main(argv: list[str] | None = None) -> int:
     context = train.RunContext(dag_id=None, run_id="bench__scoring", run_type="manual")
     window = train.training_window(pipeline, end=END, days=args.days)
 
-    def make_champion() -> dict[str, Any]:
-        training_set = train.prepare_training_set(settings, pipeline, window)
-        candidate = candidates(pipeline.training, tune=False)[0]
-        result = train.train_candidate(settings, pipeline, training_set.path, candidate, context)
-        best = train.select_best([result])
-        evaluation = train.evaluate_gates(settings, pipeline, best, context, mode="dry_run")
-        registered = train.register_challenger(settings, pipeline, evaluation, context)
+    def make_champion() -> Any:
+        from runway_mlops import flows
+
         approved = "bench" if pipeline.promotion.policy == "manual" else None
-        return train.promote_champion(settings, pipeline, registered, context, approved_by=approved)
+        outcome = flows.train_and_promote(
+            settings,
+            pipeline,
+            window,
+            context,
+            candidates=candidates(pipeline.training, tune=False)[:1],
+            gate_mode="dry_run",
+            approved_by=approved,
+        )
+        assert outcome.promoted is not None, outcome.not_promoted
+        return outcome.promoted
 
     print("training and promoting a champion ...", flush=True)
     t_champion, promoted = _timed(make_champion)

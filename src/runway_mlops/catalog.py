@@ -20,9 +20,14 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from runway_mlops.lake import Lake
 
 metadata = sa.MetaData()
 
@@ -283,6 +288,43 @@ def day_lock(
 def _now() -> dt.datetime:
     # Audit timestamp only (when the row was recorded); never used by stage logic.
     return dt.datetime.now(dt.UTC)
+
+
+def publish_partition(
+    url: str,
+    lake: Lake,
+    zone: str,
+    pipeline: str,
+    dataset: str,
+    ds: dt.date,
+    manifest: dict[str, Any],
+    write: Callable[[Path], int],
+    *,
+    details: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> int:
+    """Publish a partition, then record it here: the one way a stage makes a partition.
+
+    ``write(folder)`` fills the lake's private staging folder and returns its rows (also
+    written to the manifest); the folder replaces the partition atomically (readers see
+    the old partition or the new one, never half), and only then is it recorded with its
+    path, ``details`` and ``run_id``. If ``write`` raises, nothing is published or recorded.
+    """
+    with lake.publish(zone, pipeline, dataset, ds, manifest) as folder:
+        rows = int(write(folder))
+        manifest["rows"] = rows  # publish() writes the manifest after this
+    record_partition(
+        url,
+        pipeline=pipeline,
+        dataset=dataset,
+        zone=zone,
+        ds=ds,
+        rows=rows,
+        path=str(lake.location(zone, pipeline, dataset, ds)),
+        details=details,
+        run_id=run_id,
+    )
+    return rows
 
 
 def record_partition(

@@ -1,11 +1,7 @@
 """Which model version scores a day, and loading it once per process.
 
-**The champion history.** Every alias move of ``champion`` (a promotion by training, by
-shadow scoring or by hand, and a rollback) is a model event in the platform database
-with ``effective_from``: the first day it serves. That is the day after the newest day
-already scored by a champion, and after the last day of the model's training window,
-whichever is later — so a promotion never rewrites days already served, and a model
-never serves a day it was trained on. :func:`champion_on` reads the history back.
+The champion history (which version serves from which day) is
+:mod:`runway_mlops.training.champion`'s.
 
 **Which model scores a day** (:func:`resolve_model`, the ``model`` param of a run):
 
@@ -24,74 +20,17 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runway_mlops import catalog
 from runway_mlops.errors import ConfigError, NoModelError
-from runway_mlops.lake import open_lake
 from runway_mlops.training import registry
+from runway_mlops.training.champion import (
+    champion_history,
+    champion_on,
+    probation_start,
+    trained_until,
+)
 
 if TYPE_CHECKING:
     from runway_mlops.config import PipelineConfig, PlatformSettings
-
-#: Model events that move the ``champion`` alias.
-CHAMPION_MOVES = ("promoted", "rolled_back")
-
-
-@dataclass(frozen=True)
-class ChampionPeriod:
-    """One entry of the champion history: ``version`` serves from ``effective_from``."""
-
-    version: str
-    effective_from: dt.date
-    event: str
-    event_order: int
-
-
-def champion_history(url: str, pipeline: str) -> list[ChampionPeriod]:
-    """Every alias move of ``champion``, in the order they take effect."""
-    periods = []
-    for order, event in enumerate(catalog.list_model_events(url, pipeline)):
-        if event.event not in CHAMPION_MOVES or not event.model_version:
-            continue
-        raw = event.details.get("effective_from")
-        effective = dt.date.fromisoformat(raw) if raw else dt.date.min
-        periods.append(ChampionPeriod(event.model_version, effective, event.event, order))
-    return sorted(periods, key=lambda p: (p.effective_from, p.event_order))
-
-
-def champion_on(url: str, pipeline: str, ds: dt.date) -> ChampionPeriod | None:
-    """The champion in effect on ``ds`` (the latest move effective on or before it)."""
-    current = None
-    for period in champion_history(url, pipeline):
-        if period.effective_from <= ds:
-            current = period
-    return current
-
-
-def last_scored_day(settings: PlatformSettings, pipeline: PipelineConfig) -> dt.date | None:
-    """The newest day with a published champion predictions partition."""
-    days = open_lake(settings).partitions("predictions", pipeline.name, "champion")
-    return days[-1] if days else None
-
-
-def effective_from(
-    settings: PlatformSettings, pipeline: PipelineConfig, trained_until: dt.date | None
-) -> dt.date | None:
-    """The first day a champion moved now serves (see the module docstring)."""
-    candidates = [
-        d + dt.timedelta(days=1) for d in (trained_until, last_scored_day(settings, pipeline)) if d
-    ]
-    return max(candidates) if candidates else None
-
-
-def trained_until(tags: dict[str, str]) -> dt.date | None:
-    """The last day of a version's training window, from its ``runway.data_window`` tag."""
-    window = tags.get("runway.data_window", "")
-    if ".." not in window:
-        return None
-    try:
-        return dt.date.fromisoformat(window.split("..")[1])
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -200,17 +139,6 @@ def shadow_models(
                 )
             )
     return found
-
-
-def probation_start(
-    settings: PlatformSettings, pipeline: PipelineConfig, champion_version: str
-) -> dt.date | None:
-    """When ``champion_version`` last became champion by promotion (not by a rollback)."""
-    start = None
-    for period in champion_history(settings.database_url, pipeline.name):
-        if period.version == champion_version and period.event == "promoted":
-            start = period.effective_from
-    return start if start != dt.date.min else None
 
 
 _cache: dict[tuple[str, str, str], Any] = {}

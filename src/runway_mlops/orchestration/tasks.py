@@ -269,17 +269,9 @@ def feature_event_extra(
 
 
 def _train_context(context: dict[str, Any]) -> Any:
-    from runway_mlops.stages.train import RunContext
+    from runway_mlops.context import RunContext
 
-    dag_run = context.get("dag_run")
-    run_type = getattr(dag_run, "run_type", None)
-    params = context.get("params") or {}
-    return RunContext(
-        dag_id=context["dag"].dag_id if context.get("dag") else None,
-        run_id=context.get("run_id"),
-        run_type=str(getattr(run_type, "value", run_type)) if run_type else None,
-        reason=(params.get("reason") or None),
-    )
+    return RunContext.from_airflow(context)
 
 
 def training_window_end(pipeline: Any, context: dict[str, Any]) -> dt.date:
@@ -379,21 +371,22 @@ def train_candidate(
         )
     )
     print(
-        f"candidate {candidate['index']}: validation ROC AUC {result['validation']['roc_auc']:.4f}, "
-        f"MLflow run {result['mlflow_run_id']}"
+        f"candidate {result.candidate.index}: validation ROC AUC "
+        f"{result.validation['roc_auc']:.4f}, MLflow run {result.mlflow_run_id}"
     )
-    return result
+    return result.to_xcom()
 
 
 def select_best(pipeline_name: str, results: Any, **context: Any) -> dict[str, Any]:
+    from runway_mlops.stages.train import TrainedCandidate
     from runway_mlops.stages.train import select_best as pick
 
-    best = _run_stage(lambda: pick(list(results)))
+    best = _run_stage(lambda: pick([TrainedCandidate.from_xcom(r) for r in results]))
     print(
-        f"best of {best['candidates']}: candidate {best['candidate']['index']} "
-        f"(validation ROC AUC {best['validation']['roc_auc']:.4f})"
+        f"best of {best.candidates}: candidate {best.candidate.index} "
+        f"(validation ROC AUC {best.validation['roc_auc']:.4f})"
     )
-    return best
+    return best.to_xcom()
 
 
 def evaluate_gates(pipeline_name: str, best: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -404,11 +397,15 @@ def evaluate_gates(pipeline_name: str, best: dict[str, Any], **context: Any) -> 
     params = context.get("params") or {}
     result = _run_stage(
         lambda: train.evaluate_gates(
-            settings, pipeline, best, _train_context(context), mode=params.get("gate_mode") or None
+            settings,
+            pipeline,
+            train.TrainedCandidate.from_xcom(best),
+            _train_context(context),
+            mode=params.get("gate_mode") or None,
         )
     )
-    print(f"gate decision {result['decision_id']}: {result['summary']}")
-    return result
+    print(f"gate decision {result.decision_id}: {result.summary}")
+    return result.to_xcom()
 
 
 def register_challenger(
@@ -418,10 +415,12 @@ def register_challenger(
 
     settings, pipeline = _load(pipeline_name)
     result = _run_stage(
-        lambda: train.register_challenger(settings, pipeline, evaluation, _train_context(context))
+        lambda: train.register_challenger(
+            settings, pipeline, train.GateOutcome.from_xcom(evaluation), _train_context(context)
+        )
     )
-    print(f"registered {pipeline.model_name} v{result['model_version']} as challenger")
-    return result
+    print(f"registered {pipeline.model_name} v{result.model_version} as challenger")
+    return result.to_xcom()
 
 
 def promote_champion(
@@ -442,15 +441,19 @@ def promote_champion(
             approved_by = str(user.get("name") or user.get("id") or "unknown user")
     try:
         result = train.promote_champion(
-            settings, pipeline, registered, _train_context(context), approved_by=approved_by
+            settings,
+            pipeline,
+            train.Registered.from_xcom(registered),
+            _train_context(context),
+            approved_by=approved_by,
         )
     except PromotionRefusedError as exc:
         raise AirflowSkipException(f"promotion refused: {exc}") from exc
     print(
-        f"{pipeline.model_name} champion is now v{result['champion']} "
-        f"(previous: {result['previous_champion'] or 'none'}, by {result['promoted_by']})"
+        f"{pipeline.model_name} champion is now v{result.champion} "
+        f"(previous: {result.previous_champion or 'none'}, by {result.promoted_by})"
     )
-    return result
+    return result.to_xcom()
 
 
 # --------------------------------------------------------------------------- inference
@@ -494,17 +497,9 @@ def features_ready(pipeline_name: str, **context: Any) -> bool:
 
 
 def _scoring_context(context: dict[str, Any]) -> Any:
-    from runway_mlops.stages.score import ScoringContext
+    from runway_mlops.context import RunContext
 
-    dag_run = context.get("dag_run")
-    run_type = getattr(dag_run, "run_type", None)
-    return ScoringContext(
-        dag_id=context["dag"].dag_id if context.get("dag") else None,
-        run_id=context.get("run_id"),
-        run_type=str(getattr(run_type, "value", run_type)) if run_type else None,
-        interval_start=context.get("data_interval_start"),
-        interval_end=context.get("data_interval_end"),
-    )
+    return RunContext.from_airflow(context)
 
 
 def score_champion(pipeline_name: str, **context: Any) -> dict[str, Any]:
@@ -570,10 +565,9 @@ def score_shadow(pipeline_name: str, **context: Any) -> dict[str, Any]:
 
 
 def _monitor_context(context: dict[str, Any]) -> Any:
-    from runway_mlops.stages.monitor import MonitorContext
+    from runway_mlops.context import RunContext
 
-    scoring = _scoring_context(context)
-    return MonitorContext(dag_id=scoring.dag_id, run_id=scoring.run_id, run_type=scoring.run_type)
+    return RunContext.from_airflow(context)
 
 
 def _monitored(pipeline: Any, context: dict[str, Any]) -> dt.date:

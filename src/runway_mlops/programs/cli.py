@@ -116,8 +116,8 @@ def _score_day(settings: Any, pipeline: Any, ds: Any, run_id: str, model: str | 
 
 def _monitor_day(settings: Any, pipeline: Any, ds: Any, run_id: str) -> str:
     """Monitor day ``ds`` (its outcomes must be known), decide, act, rewrite the report."""
+    from runway_mlops import flows
     from runway_mlops.monitoring.report import write_report
-    from runway_mlops.programs.replay import train_and_promote
     from runway_mlops.stages import monitor
 
     context = monitor.MonitorContext(run_id=run_id, run_type="cli")
@@ -125,21 +125,15 @@ def _monitor_day(settings: Any, pipeline: Any, ds: Any, run_id: str) -> str:
     outcome = monitor.decide_policies(settings, pipeline, ds, context)
     lines.append(outcome.summary())
     if outcome.retrain:
-        result = train_and_promote(
-            settings,
-            pipeline,
-            window_end=ds,
-            days=outcome.retrain.get("window_days"),
-            run_id=outcome.retrain["run_id"],
-            reason=outcome.retrain["reason"],
-        )
+        result = flows.retrain(settings, pipeline, ds, outcome.retrain, run_type="cli")
+        version = result.registered.model_version if result.registered else None
         lines.append(
             f"retrained (window end {ds}): {result.decision}"
-            + (f", v{result.model_version}" if result.model_version else "")
+            + (f", v{version}" if version else "")
             + (
-                f", promoted, serving from {result.effective_from}"
+                f", promoted, serving from {result.promoted.effective_from}"
                 if result.promoted
-                else f" {result.note}"
+                else f" {result.not_promoted or ''}"
             )
         )
     lines.append(f"report: {write_report(settings, pipeline)}")
@@ -147,44 +141,34 @@ def _monitor_day(settings: Any, pipeline: Any, ds: Any, run_id: str) -> str:
 
 
 def _one_line(exc: RunwayError) -> str:
-    return f"{exc.kind}: " + " ".join(str(exc).split())
+    from runway_mlops.flows import one_line
+
+    return one_line(exc)
 
 
 def _run_features(settings: Any, pipeline: Any, days: list[Any], run_id: str) -> dict[Any, str]:
     """Build the days that have their inputs in one Spark job; the others, with why."""
     import time
 
+    from runway_mlops import flows
     from runway_mlops.lake import open_lake
-    from runway_mlops.stages.features import (
-        build_feature_range,
-        missing_feature_inputs,
-        spark_session,
-    )
 
-    entity = pipeline.features.entity
-    failed = {
-        ds: "missing partition: " + " and ".join(reasons)
-        for ds, reasons in missing_feature_inputs(settings, pipeline, days).items()
-    }
-    for ds, why in failed.items():
-        print(f"skipped {pipeline.name} {ds}: {why}")
-    buildable = [ds for ds in days if ds not in failed]
-    if not buildable:
-        return failed
     began = time.perf_counter()
-    spark = spark_session(settings.spark_master, app_name=f"runway-features-{pipeline.name}")
-    try:
-        results = build_feature_range(spark, settings, pipeline, buildable, run_id=run_id)
-    finally:
-        spark.stop()
+    outcome = flows.build_features(settings, pipeline, days, run_id=run_id)
+    for ds, why in outcome.failed.items():
+        print(f"skipped {pipeline.name} {ds}: {why}")
+    results = outcome.built
+    if not results:
+        return outcome.failed
     rows = sum(r.rows for r in results)
+    entity = pipeline.features.entity
     print(
         f"built features of {pipeline.name} for {len(results)} days "
-        f"({buildable[0]}..{buildable[-1]}) in one Spark job: {rows:,} rows, "
+        f"({results[0].ds}..{results[-1].ds}) in one Spark job: {rows:,} rows, "
         f"version {results[0].feature_version}, {time.perf_counter() - began:.0f} s, "
         f"under {open_lake(settings).dataset_dir('features', pipeline.name, entity)}"
     )
-    return failed
+    return outcome.failed
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -419,9 +403,9 @@ def _metric_table(evaluation: dict[str, Any]) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, gate and (unless --reference) register and promote, outside Airflow."""
-    from runway_mlops import catalog
+    from runway_mlops import catalog, flows
     from runway_mlops.config import parse_date
-    from runway_mlops.errors import ConfigError, PromotionRefusedError
+    from runway_mlops.errors import ConfigError
     from runway_mlops.stages import train
     from runway_mlops.training.model import candidates
 
@@ -447,55 +431,63 @@ def cmd_train(args: argparse.Namespace) -> int:
     policy = args.missing_partitions
     if policy is None and args.reference and pipeline.training.reference:
         policy = pipeline.training.reference.missing_partitions
-    training_set = train.prepare_training_set(settings, pipeline, window, missing_partitions=policy)
-    rows = training_set.lineage["rows"]
-    for day, why in training_set.lineage["skipped_days"].items():
-        print(f"  skipped {day}: {why}")
-    print(
-        f"training set: {rows['train']:,} train / {rows['validation']:,} validation / "
-        f"{rows['test']:,} test rows at {training_set.path}"
-    )
-    results = []
-    for candidate in candidates(pipeline.training, _overrides(args.set), tune=not args.no_tune):
-        result = train.train_candidate(settings, pipeline, training_set.path, candidate, context)
+
+    def described(training_set: Any) -> None:
+        rows = training_set.lineage["rows"]
+        for day, why in training_set.lineage["skipped_days"].items():
+            print(f"  skipped {day}: {why}")
         print(
-            f"  candidate {candidate.index}: validation ROC AUC "
-            f"{result['validation']['roc_auc']:.4f} after {result['best_iteration']} rounds"
+            f"training set: {rows['train']:,} train / {rows['validation']:,} validation / "
+            f"{rows['test']:,} test rows at {training_set.path}"
         )
-        results.append(result)
-    best = train.select_best(results)
-    mode = "dry_run" if (args.dry_run or args.reference) else None
-    try:
-        evaluation = train.evaluate_gates(settings, pipeline, best, context, mode=mode)
-    finally:
-        decision = catalog.get_gate_decision(settings.database_url, best["mlflow_run_id"])
-        if decision is not None:
-            print(f"\ntest days {window.test_from}..{window.end}:")
-            print(_metric_table(decision.inputs))
-            for check in decision.checks:
-                if check["verdict"] != "pass":
-                    print(f"  {check['verdict'].upper():<5} {check['name']}: {check['detail']}")
-    print(f"\ngates: {evaluation['summary']}")
-    print(f"MLflow run {best['mlflow_run_id']} (experiment runway/{pipeline.name})")
+
+    def trained(result: Any) -> None:
+        print(
+            f"  candidate {result.candidate.index}: validation ROC AUC "
+            f"{result.validation['roc_auc']:.4f} after {result.best_iteration} rounds"
+        )
+
+    outcome = flows.train_and_promote(
+        settings,
+        pipeline,
+        window,
+        context,
+        candidates=candidates(pipeline.training, _overrides(args.set), tune=not args.no_tune),
+        missing_partitions=policy,
+        gate_mode="dry_run" if (args.dry_run or args.reference) else None,
+        register=not args.reference,
+        promote=pipeline.promotion.policy != "manual",
+        on_training_set=described,
+        on_candidate=trained,
+    )
+    decision = catalog.get_gate_decision(settings.database_url, outcome.best.mlflow_run_id)
+    if decision is not None:
+        print(f"\ntest days {window.test_from}..{window.end}:")
+        print(_metric_table(decision.inputs))
+        for check in decision.checks:
+            if check["verdict"] != "pass":
+                print(f"  {check['verdict'].upper():<5} {check['name']}: {check['detail']}")
+    if outcome.rejection is not None:
+        raise outcome.rejection
+    print(f"\ngates: {outcome.summary}")
+    print(f"MLflow run {outcome.best.mlflow_run_id} (experiment runway/{pipeline.name})")
     if args.reference:
         print("reference evaluation: tracked in MLflow, not registered")
         return 0
-    registered = train.register_challenger(settings, pipeline, evaluation, context)
-    print(f"registered {pipeline.model_name} v{registered['model_version']} as challenger")
+    registered = outcome.registered
+    assert registered is not None
+    print(f"registered {pipeline.model_name} v{registered.model_version} as challenger")
     if pipeline.promotion.policy == "manual":
         print(
             f"promotion policy is manual: `runway promote --pipeline {pipeline.name} "
-            f"--version {registered['model_version']}` after review"
+            f"--version {registered.model_version}` after review"
         )
         return 0
-    try:
-        promoted = train.promote_champion(settings, pipeline, registered, context)
-    except PromotionRefusedError as exc:
-        print(f"not promoted: {exc}")
+    if outcome.promoted is None:
+        print(f"not promoted: {outcome.not_promoted}")
         return 0
-    print(
-        f"champion: v{promoted['champion']} (previous: {promoted['previous_champion'] or 'none'})"
-    )
+    previous = outcome.promoted.previous_champion
+    print(f"champion: v{outcome.promoted.champion} (previous: {previous or 'none'})")
     return 0
 
 
@@ -503,21 +495,18 @@ def cmd_promote(args: argparse.Namespace) -> int:
     """A person promotes a registered version by hand (recorded with their user name)."""
     import getpass
 
-    from runway_mlops.stages import train
+    from runway_mlops.context import RunContext, RunType
+    from runway_mlops.training import champion
 
     settings = _settings()
     pipeline = _pipeline(settings, args.pipeline)
-    context = train.RunContext(run_id=f"cli__promote__{args.version}", run_type="cli-manual")
-    promoted = train.promote_champion(
-        settings,
-        pipeline,
-        {"model_version": args.version},
-        context,
-        approved_by=f"cli:{getpass.getuser()}",
+    context = RunContext(run_id=f"cli__promote__{args.version}", run_type=RunType.CLI)
+    promoted = champion.promote(
+        settings, pipeline, args.version, context, approved_by=f"cli:{getpass.getuser()}"
     )
     print(
-        f"{pipeline.model_name} champion: v{promoted['champion']} "
-        f"(previous: {promoted['previous_champion'] or 'none'})"
+        f"{pipeline.model_name} champion: v{promoted.champion} "
+        f"(previous: {promoted.previous_champion or 'none'})"
     )
     return 0
 

@@ -39,8 +39,6 @@ from runway_mlops import catalog
 from runway_mlops.errors import (
     ConfigError,
     GateRejectedError,
-    PromotionRefusedError,
-    RunwayError,
 )
 from runway_mlops.lake import open_lake
 
@@ -67,15 +65,9 @@ def prepare_data(
     Returns {"built": n, "kept": n, "failed": {day: reason}}: a day that fails (e.g. one
     validation blocks) is reported and left out, as in a backfill.
     """
+    from runway_mlops import flows
     from runway_mlops.sample.seed import seed
-    from runway_mlops.stages.features import (
-        build_feature_range,
-        feature_version,
-        missing_feature_inputs,
-        spark_session,
-    )
-    from runway_mlops.stages.ingest import ingest
-    from runway_mlops.stages.validate import validate
+    from runway_mlops.stages.features import feature_version
 
     lake = open_lake(settings)
     entity = pipeline.features.entity
@@ -93,28 +85,17 @@ def prepare_data(
     began = time.perf_counter()
     _say(f"data: seeding, ingesting and validating {len(todo)} days ({todo[0]}..{todo[-1]})")
     seed(settings, pipeline, "files", todo[0], todo[-1])
-    for i, ds in enumerate(todo, 1):
-        run_id = f"replay__{ds.isoformat()}"
-        try:
-            ingest(settings, pipeline, ds, run_id=run_id)
-            validate(settings, pipeline, ds, run_id=run_id)
-        except RunwayError as exc:
-            failed[ds.isoformat()] = f"{exc.kind}: {' '.join(str(exc).split())[:300]}"
-        if i % 30 == 0 or i == len(todo):
-            _say(
-                f"  {i}/{len(todo)} days ingested and validated ({time.perf_counter() - began:.0f} s)"
-            )
-    problems = missing_feature_inputs(settings, pipeline, todo)
-    for ds, reasons in problems.items():
-        failed.setdefault(ds.isoformat(), "missing partition: " + " and ".join(reasons))
-    buildable = [d for d in todo if d not in problems]
-    if buildable:
-        _say(f"data: building features of {len(buildable)} days in one Spark job")
-        spark = spark_session(settings.spark_master, app_name=f"runway-replay-{pipeline.name}")
-        try:
-            build_feature_range(spark, settings, pipeline, buildable, run_id="replay")
-        finally:
-            spark.stop()
+    _say("data: then building the features of the days that pass in one Spark job")
+    prepared = flows.prepare_days(
+        settings,
+        pipeline,
+        todo,
+        run_id=lambda ds: f"replay__{ds.isoformat()}",
+        features_run_id="replay",
+        echo=_say,
+    )
+    failed.update({ds.isoformat(): why for ds, why in prepared.failed.items()})
+    buildable = [r.ds for r in prepared.built]
     _say(
         f"data: ready in {time.perf_counter() - began:.0f} s; unusable days: {sorted(failed) or 'none'}"
     )
@@ -212,11 +193,12 @@ def train_and_promote(
     validation_days: int | None = None,
     test_days: int | None = None,
 ) -> TrainingOutcome:
-    """The training DAG's chain in one process: set, candidates, gates, register, promote.
+    """The training chain (:func:`runway_mlops.flows.train_and_promote`) for the replay.
 
     Unusable days in the window are skipped and recorded (the replay's year has two).
     A rejection by the gates is an outcome, not an error.
     """
+    from runway_mlops import flows
     from runway_mlops.stages import train
     from runway_mlops.training.model import candidates
 
@@ -225,31 +207,32 @@ def train_and_promote(
     window = train.training_window(
         pipeline, end=window_end, days=days, validation_days=validation_days, test_days=test_days
     )
-    training_set = train.prepare_training_set(settings, pipeline, window, missing_partitions="skip")
-    results = [
-        train.train_candidate(settings, pipeline, training_set.path, candidate, context)
-        for candidate in candidates(pipeline.training, tune=tune)
-    ]
-    best = train.select_best(results)
-    try:
-        evaluation = train.evaluate_gates(settings, pipeline, best, context)
-    except GateRejectedError as exc:
-        return TrainingOutcome(run_id, window_end.isoformat(), "rejected", str(exc))
-    registered = train.register_challenger(settings, pipeline, evaluation, context)
-    outcome = TrainingOutcome(
-        run_id,
-        window_end.isoformat(),
-        "passed",
-        evaluation["summary"],
-        model_version=str(registered["model_version"]),
+    return _outcome(
+        flows.train_and_promote(
+            settings,
+            pipeline,
+            window,
+            context,
+            candidates=candidates(pipeline.training, tune=tune),
+            missing_partitions="skip",
+        )
     )
-    try:
-        promoted = train.promote_champion(settings, pipeline, registered, context)
-    except PromotionRefusedError as exc:
-        outcome.note = str(exc)
-        return outcome
-    outcome.promoted = True
-    outcome.effective_from = promoted["effective_from"]
+
+
+def _outcome(result: Any) -> TrainingOutcome:
+    """A chain's outcome as the replay's summary line."""
+    outcome = TrainingOutcome(
+        str(result.context.run_id),
+        result.window.end.isoformat(),
+        result.decision,
+        result.summary,
+        model_version=result.registered.model_version if result.registered else None,
+    )
+    if result.promoted is not None:
+        outcome.promoted = True
+        outcome.effective_from = result.promoted.effective_from
+    elif result.not_promoted:
+        outcome.note = result.not_promoted
     return outcome
 
 

@@ -57,28 +57,30 @@ def bootstrap(
     *,
     spark: Any = None,
     echo: Any = print,
-) -> dict[str, Any]:
-    """Load ``history`` the daily way, build its features, train and promote a champion."""
+) -> Any:
+    """Load ``history`` the daily way, build its features, train and promote a champion;
+    return the registered version (:class:`runway_mlops.stages.train.Registered`)."""
+    from runway_mlops import flows
+    from runway_mlops.errors import PromotionRefusedError, SourceDataError
     from runway_mlops.sample.seed import seed
     from runway_mlops.stages import train
-    from runway_mlops.stages.features import build_feature_range, spark_session
-    from runway_mlops.stages.ingest import ingest
-    from runway_mlops.stages.validate import validate
     from runway_mlops.training.model import candidates
 
     seed(settings, pipeline, "files", history[0], history[-1])
-    for ds in history:
-        ingest(settings, pipeline, ds, run_id="history")
-        validate(settings, pipeline, ds, run_id="history")
-    echo(f"history {history[0]} .. {history[-1]}: ingested and validated")
-    own = spark is None
-    session = spark or spark_session("local[2]", app_name="runway-stream-history")
-    try:
-        build_feature_range(session, settings, pipeline, history, run_id="history")
-    finally:
-        if own:
-            session.stop()
-    echo("history features built (micro-batch feature version)")
+    prepared = flows.prepare_days(
+        settings,
+        pipeline,
+        history,
+        run_id=lambda ds: "history",
+        features_run_id="history",
+        spark=spark,
+    )
+    if prepared.failed:
+        raise SourceDataError(
+            "the stream demo's history must load whole: "
+            + "; ".join(f"{ds}: {why}" for ds, why in sorted(prepared.failed.items()))
+        )
+    echo(f"history {history[0]} .. {history[-1]}: ingested, validated, features built")
     context = train.RunContext(
         dag_id=f"{pipeline.name}_training", run_id="stream__bootstrap", run_type="manual"
     )
@@ -86,17 +88,20 @@ def bootstrap(
     window = train.training_window(
         pipeline, end=history[-1], days=len(history), validation_days=3, test_days=3
     )
-    training_set = train.prepare_training_set(settings, pipeline, window)
-    (candidate,) = candidates(pipeline.training, None, tune=False)[:1]
-    result = train.train_candidate(settings, pipeline, training_set.path, candidate, context)
     # A few weeks of history cannot meet the year's floors: the gates are recorded only.
-    evaluation = train.evaluate_gates(
-        settings, pipeline, train.select_best([result]), context, mode="dry_run"
+    outcome = flows.train_and_promote(
+        settings,
+        pipeline,
+        window,
+        context,
+        candidates=candidates(pipeline.training, None, tune=False)[:1],
+        gate_mode="dry_run",
+        approved_by="stream-demo",
     )
-    registered = train.register_challenger(settings, pipeline, evaluation, context)
-    train.promote_champion(settings, pipeline, registered, context, approved_by="stream-demo")
-    echo(f"champion: {pipeline.model_name} v{registered['model_version']}")
-    return registered
+    if outcome.promoted is None:
+        raise PromotionRefusedError(str(outcome.not_promoted))
+    echo(f"champion: {pipeline.model_name} v{outcome.promoted.model_version}")
+    return outcome.registered
 
 
 @dataclass

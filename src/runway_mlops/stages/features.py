@@ -27,6 +27,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -506,24 +507,21 @@ def _build_locked(
                 "digest": digest,
                 "run_id": run_id,
             }
-            rows = _publish_day(
-                lake, "features", pipeline.name, entity_name, ds, manifest, staging, frame_of[ds]
-            )
             if pipeline.label is not None:
                 assert labels is not None
                 label_manifest: dict[str, Any] = {"label": pipeline.label.name, "run_id": run_id}
                 _publish_day(
                     lake, "labels", pipeline.name, entity_name, ds, label_manifest, staging, labels
                 )
-            path = lake.location("features", pipeline.name, entity_name, ds)
-            catalog.record_partition(
+            rows = catalog.publish_partition(
                 settings.database_url,
-                pipeline=pipeline.name,
-                dataset=entity_name,
-                zone="features",
-                ds=ds,
-                rows=rows,
-                path=str(path),
+                lake,
+                "features",
+                pipeline.name,
+                entity_name,
+                ds,
+                manifest,
+                partial(_fill_day, staging / "features", ds, frame_of[ds]),
                 details={
                     "feature_version": version,
                     "inputs": inputs,
@@ -532,6 +530,7 @@ def _build_locked(
                 },
                 run_id=run_id,
             )
+            path = lake.location("features", pipeline.name, entity_name, ds)
             results.append(
                 FeatureResult(
                     ds=ds, rows=rows, path=str(path), feature_version=version, inputs=inputs
@@ -577,18 +576,23 @@ def _publish_day(
     frame: DataFrame,
 ) -> int:
     """Publish day ``ds`` of ``staging/<zone>`` as its partition; returns its rows."""
+    with lake.publish(zone, pipeline, dataset, ds, manifest) as folder:
+        manifest["rows"] = _fill_day(staging / zone, ds, frame, folder)
+    return int(manifest["rows"])
+
+
+def _fill_day(staged: Path, ds: dt.date, frame: DataFrame, folder: Path) -> int:
+    """Move day ``ds`` of Spark's output ``staged`` into ``folder``; returns its rows."""
     from runway_mlops.features.transforms import DS
 
-    with lake.publish(zone, pipeline, dataset, ds, manifest) as folder:
-        files = sorted(_day_dir(staging / zone, ds).glob("part-*.parquet"))
-        if files:
-            _place_parquet(files, folder)
-        else:
-            # A day without rows gets no folder from Spark: write the schema alone, as a
-            # build of that day alone would.
-            _write_parquet(frame.drop(DS).limit(0), folder)
-        manifest["rows"] = _count_rows(folder)  # publish() writes the manifest after this
-    return int(manifest["rows"])
+    files = sorted(_day_dir(staged, ds).glob("part-*.parquet"))
+    if files:
+        _place_parquet(files, folder)
+    else:
+        # A day without rows gets no folder from Spark: write the schema alone, as a
+        # build of that day alone would.
+        _write_parquet(frame.drop(DS).limit(0), folder)
+    return _count_rows(folder)
 
 
 def _write_parquet(frame: DataFrame, folder: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runway_mlops import catalog, freshness
@@ -87,6 +88,7 @@ def _quarantine_delivery(
 
 
 def _store_raw(
+    settings: PlatformSettings,
     lake: Lake,
     pipeline: PipelineConfig,
     dataset: str,
@@ -95,18 +97,33 @@ def _store_raw(
     run_id: str | None,
     fingerprint: str,
 ) -> pd.DataFrame:
-    """Cast and publish one delivery as its raw partition; the frame as written."""
+    """Cast, publish and record one delivery as its raw partition; the frame as written."""
     import pyarrow as pa
 
     try:
         frame = cast_to_schema(delivery.frame, pipeline.datasets[dataset].columns)
-        lake.write_frame(
+        manifest = {
+            "columns": [str(c) for c in frame.columns],
+            "source": delivery.provenance,
+            "fingerprint": fingerprint,
+            "run_id": run_id,
+        }
+
+        def write(folder: Path) -> int:
+            frame.to_parquet(folder / "part-0.parquet", index=False)
+            return len(frame)
+
+        catalog.publish_partition(
+            settings.database_url,
+            lake,
             "raw",
             pipeline.name,
             dataset,
             ds,
-            frame,
-            manifest={"source": delivery.provenance, "fingerprint": fingerprint, "run_id": run_id},
+            manifest,
+            write,
+            details={"source": delivery.provenance, "fingerprint": fingerprint},
+            run_id=run_id,
         )
     except (pa.ArrowException, ValueError, TypeError) as exc:
         # Values pandas holds but Parquet cannot (e.g. a database column mixing numbers
@@ -168,23 +185,12 @@ def _ingest_locked(
             else freshness.fingerprint_frame(delivery.frame)
         )
         try:
-            frame = _store_raw(lake, pipeline, dataset, ds, delivery, run_id, fingerprint)
+            frame = _store_raw(settings, lake, pipeline, dataset, ds, delivery, run_id, fingerprint)
         except CorruptDeliveryError as exc:
             _quarantine_delivery(settings, pipeline, dataset, ds, exc, run_id)
             problems.append(exc)
             continue
         path = lake.location("raw", pipeline.name, dataset, ds)
-        catalog.record_partition(
-            settings.database_url,
-            pipeline=pipeline.name,
-            dataset=dataset,
-            zone="raw",
-            ds=ds,
-            rows=len(frame),
-            path=str(path),
-            details={"source": delivery.provenance, "fingerprint": fingerprint},
-            run_id=run_id,
-        )
         result.rows[dataset] = len(frame)
         result.paths[dataset] = str(path)
     if problems:

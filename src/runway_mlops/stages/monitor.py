@@ -28,12 +28,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runway_mlops import catalog
+from runway_mlops.context import RunContext
 from runway_mlops.errors import ConfigError, MissingPartitionError
-from runway_mlops.inference import models
 from runway_mlops.lake import Lake, open_lake
 from runway_mlops.monitoring import policies, psi
 from runway_mlops.monitoring import store as mstore
+from runway_mlops.training import champion as champions
 from runway_mlops.training import registry
 
 if TYPE_CHECKING:
@@ -45,16 +45,8 @@ if TYPE_CHECKING:
 QUALITY = ("roc_auc", "pr_auc", "log_loss", "brier", "positive_rate", "mean_score")
 
 
-@dataclass(frozen=True)
-class MonitorContext:
-    dag_id: str | None = None
-    run_id: str | None = None
-    run_type: str | None = None  # scheduled | manual | backfill | cli | replay
-
-    @property
-    def acts(self) -> bool:
-        """Policies act on live runs only: a backfill records what it would do."""
-        return self.run_type != "backfill"
+#: A monitoring run's provenance is the one run context (policies act when it ``acts``).
+MonitorContext = RunContext
 
 
 def _monitoring(pipeline: PipelineConfig) -> MonitoringConfig:
@@ -99,7 +91,7 @@ def load_reference(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from runway_mlops.stages.train import MONITORING_REFERENCE
+    from runway_mlops.training.packaging import MONITORING_REFERENCE
 
     key = (settings.mlflow_tracking_uri, pipeline.model_name, version)
     with _references_lock:
@@ -354,7 +346,7 @@ def decide_policies(
     if not keep(policies.ROLLBACK):
         champion = registry.aliased_version(client, name, registry.CHAMPION)
         previous = registry.aliased_version(client, name, registry.PREVIOUS)
-        start = models.probation_start(settings, pipeline, champion) if champion else None
+        start = champions.probation_start(settings, pipeline, champion) if champion else None
         pairs = (
             _pairs(_series(quality, champion, "champion"), _series(quality, previous, "shadow"))
             if champion and previous
@@ -362,27 +354,13 @@ def decide_policies(
         )
         decision = policies.evaluate_rollback(config, ds, champion, previous, start, pairs)
         if decision.decision == "rollback" and context.acts:
-            bad, restored = registry.rollback(client, name, decision.reason)
-            serves = models.effective_from(settings, pipeline, None) or ds + dt.timedelta(days=1)
-            catalog.record_model_event(
-                url,
-                catalog.ModelEvent(
-                    pipeline=pipeline.name,
-                    model_name=name,
-                    model_version=restored,
-                    event="rolled_back",
-                    actor="policy:rollback",
-                    reason=f"v{bad} rolled back to v{restored}: {decision.reason}",
-                    details={
-                        "rolled_back": bad,
-                        "restored": restored,
-                        "monitored_day": ds.isoformat(),
-                        "effective_from": serves.isoformat(),
-                        "figures": decision.figures,
-                    },
-                    dag_id=context.dag_id,
-                    run_id=context.run_id,
-                ),
+            bad, restored, serves = champions.rollback(
+                settings,
+                pipeline,
+                decision.reason,
+                context,
+                monitored_day=ds,
+                figures=decision.figures,
             )
             decision.acted = True
             decision.action = f"champion v{bad} -> v{restored}, serving from {serves}"
@@ -394,7 +372,7 @@ def decide_policies(
         champion = registry.aliased_version(client, name, registry.CHAMPION)
         pairs = []
         if challenger is not None and champion is not None:
-            since = models.trained_until(challenger.tags) or dt.date.min
+            since = champions.trained_until(challenger.tags) or dt.date.min
             served = {r.ds: r for r in quality if r.role == "champion"}
             theirs = {d: r for d, r in served.items() if d > since}
             pairs = _pairs(_series(quality, challenger.version, "shadow"), theirs)
@@ -407,24 +385,17 @@ def decide_policies(
             promotion_policy=pipeline.promotion.policy,
         )
         if decision.decision == "promote" and context.acts:
-            from runway_mlops.stages import train
-
             assert challenger is not None
-            promoted = train.promote_champion(
+            promoted = champions.promote(
                 settings,
                 pipeline,
-                {"model_version": challenger.version},
-                train.RunContext(
-                    dag_id=context.dag_id,
-                    run_id=context.run_id,
-                    run_type="shadow",
-                    reason=f"won in shadow: {decision.reason}",
-                ),
+                challenger.version,
+                context.replace(actor="policy:shadow", reason=f"won in shadow: {decision.reason}"),
             )
             decision.acted = True
             decision.action = (
-                f"promoted v{challenger.version} (previous champion v{promoted['previous_champion']}), "
-                f"serving from {promoted['effective_from']}"
+                f"promoted v{challenger.version} (previous champion v{promoted.previous_champion}), "
+                f"serving from {promoted.effective_from}"
             )
         record(decision)
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runway_mlops.context import RunContext
 from runway_mlops.errors import ConfigError, ScoringError
 from runway_mlops.inference import models, store
 from runway_mlops.lake import open_lake
@@ -37,30 +39,8 @@ if TYPE_CHECKING:
     from runway_mlops.config import InferenceConfig, PipelineConfig, PlatformSettings
 
 
-@dataclass(frozen=True)
-class ScoringContext:
-    """Where a scoring run comes from: recorded on every prediction."""
-
-    dag_id: str | None = None
-    run_id: str | None = None
-    run_type: str | None = None  # scheduled | manual | backfill | cli | replay
-    interval_start: dt.datetime | None = None
-    interval_end: dt.datetime | None = None
-
-    @classmethod
-    def for_day(
-        cls,
-        pipeline: PipelineConfig,
-        ds: dt.date,
-        *,
-        run_id: str,
-        run_type: str,
-        dag_id: str | None = None,
-    ) -> ScoringContext:
-        """A run outside Airflow (CLI, replay): the interval is the local day ``ds``."""
-        start = dt.datetime.combine(ds, dt.time(), tzinfo=pipeline.zone)
-        end = dt.datetime.combine(ds + dt.timedelta(days=1), dt.time(), tzinfo=pipeline.zone)
-        return cls(dag_id, run_id, run_type, start, end)
+#: A scoring run's provenance is the one run context (recorded on every prediction).
+ScoringContext = RunContext
 
 
 @dataclass
@@ -89,7 +69,7 @@ def model_choice(pipeline: PipelineConfig, context: ScoringContext, param: str |
     """The run's ``model`` param, else ``recorded`` (backfills, by default) or ``champion``."""
     if param:
         return str(param).strip()
-    if context.run_type == "backfill":
+    if context.is_backfill:
         return _inference(pipeline).backfill_model
     return "champion"
 
@@ -229,16 +209,21 @@ def _publish(
     from runway_mlops import catalog
 
     lake = open_lake(settings)
-    lake.write_frame("predictions", pipeline.name, role, ds, frame, manifest)
-    path = lake.location("predictions", pipeline.name, role, ds)
-    catalog.record_partition(
+    info = {"rows": len(frame), "columns": [str(c) for c in frame.columns], **manifest}
+
+    def write(folder: Path) -> int:
+        frame.to_parquet(folder / "part-0.parquet", index=False)
+        return len(frame)
+
+    catalog.publish_partition(
         settings.database_url,
-        pipeline=pipeline.name,
-        dataset=role,
-        zone="predictions",
-        ds=ds,
-        rows=len(frame),
-        path=str(path),
+        lake,
+        "predictions",
+        pipeline.name,
+        role,
+        ds,
+        info,
+        write,
         details={
             "entity": pipeline.features.entity,
             "features_digest": manifest.get("features_digest"),
@@ -246,6 +231,7 @@ def _publish(
         },
         run_id=manifest.get("run_id"),
     )
+    path = lake.location("predictions", pipeline.name, role, ds)
     if _inference(pipeline).write_table:
         store.replace_day(
             settings.database_url, pipeline.name, ds, role, _store_rows(pipeline, ds, frame)

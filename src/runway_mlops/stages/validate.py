@@ -237,16 +237,20 @@ def _store(
     else:
         table = _typed_table(judgement.kept, config)
         manifest = {"rows": table.num_rows, "columns": list(config.columns), **details}
-        with lake.publish("validated", pipeline.name, name, ds, manifest) as folder:
+
+        def write(folder: Path) -> int:
             pq.write_table(table, folder / "part-0.parquet")
-        catalog.record_partition(
+            return int(table.num_rows)
+
+        catalog.publish_partition(
             settings.database_url,
-            pipeline=pipeline.name,
-            dataset=name,
-            zone="validated",
-            ds=ds,
-            rows=table.num_rows,
-            path=lake.location("validated", pipeline.name, name, ds),
+            lake,
+            "validated",
+            pipeline.name,
+            name,
+            ds,
+            manifest,
+            write,
             details={
                 "validation_id": validation_id,
                 "raw_fingerprint": fingerprint,
