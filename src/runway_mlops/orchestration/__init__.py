@@ -1,6 +1,8 @@
 """Orchestration: how Airflow runs the stages (named so it never shadows ``airflow``).
 
 * :mod:`.factory` — the DAGs of every pipeline file, built by ``dags/runway_pipelines.py``;
+* :mod:`.dags` — the DAG builders, one module per kind (features, training, inference,
+  monitoring) with what they share in :mod:`.dags.common`;
 * :mod:`.tasks` — task adapters: a task's context to a stage call, Runway errors to
   Airflow's retry semantics;
 * :mod:`.operators` — small subclasses of provider operators (Spark submit, sensor);
