@@ -36,7 +36,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,16 @@ def open_lake(settings: PlatformSettings) -> Lake:
 
         return Lake(settings.lake_dir, S3Store(settings.lake_uri, settings.s3_endpoint_url))
     return Lake(settings.lake_dir)
+
+
+def frame_writer(frame: pd.DataFrame) -> Callable[[Path], int]:
+    """What fills a partition folder with ``frame`` (one Parquet file); returns its rows."""
+
+    def write(folder: Path) -> int:
+        frame.to_parquet(folder / "part-0.parquet", index=False)
+        return len(frame)
+
+    return write
 
 
 class Lake:
@@ -170,7 +180,7 @@ class Lake:
         info = {"rows": len(frame), "columns": [str(c) for c in frame.columns]}
         info.update(manifest or {})
         with self.publish(zone, pipeline, dataset, ds, info) as folder:
-            frame.to_parquet(folder / "part-0.parquet", index=False)
+            frame_writer(frame)(folder)
         return self.partition_dir(zone, pipeline, dataset, ds)
 
     def remove(self, zone: str, pipeline: str, dataset: str, ds: dt.date) -> bool:

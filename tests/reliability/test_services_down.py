@@ -14,7 +14,7 @@
 
 How the protections were checked: with ``storage.S3Store._call`` letting boto's
 ``EndpointConnectionError`` through, the first test fails (no ``SourceUnavailableError``);
-without ``registry.unreachable`` in ``_run_stage`` the second fails (a bare
+without ``errors.unreachable`` in ``_run_stage`` the second fails (a bare
 ``MlflowException`` is raised); without the run-id lookup in ``registry.register`` the
 second registration creates version 2.
 """

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runway_mlops import catalog, freshness
@@ -28,7 +27,7 @@ from runway_mlops.errors import (
     SourceDataError,
     SourceUnavailableError,
 )
-from runway_mlops.lake import Lake, open_lake
+from runway_mlops.lake import Lake, frame_writer, open_lake
 from runway_mlops.schema import cast_to_schema
 from runway_mlops.sources import Delivery, open_source
 
@@ -109,10 +108,6 @@ def _store_raw(
             "run_id": run_id,
         }
 
-        def write(folder: Path) -> int:
-            frame.to_parquet(folder / "part-0.parquet", index=False)
-            return len(frame)
-
         catalog.publish_partition(
             settings.database_url,
             lake,
@@ -121,7 +116,7 @@ def _store_raw(
             dataset,
             ds,
             manifest,
-            write,
+            frame_writer(frame),
             details={"source": delivery.provenance, "fingerprint": fingerprint},
             run_id=run_id,
         )

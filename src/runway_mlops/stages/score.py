@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runway_mlops.context import RunContext
 from runway_mlops.errors import ConfigError, ScoringError
 from runway_mlops.inference import models, store
-from runway_mlops.lake import open_lake
+from runway_mlops.lake import frame_writer, open_lake
 
 if TYPE_CHECKING:
     import numpy as np
@@ -211,10 +210,6 @@ def _publish(
     lake = open_lake(settings)
     info = {"rows": len(frame), "columns": [str(c) for c in frame.columns], **manifest}
 
-    def write(folder: Path) -> int:
-        frame.to_parquet(folder / "part-0.parquet", index=False)
-        return len(frame)
-
     catalog.publish_partition(
         settings.database_url,
         lake,
@@ -223,7 +218,7 @@ def _publish(
         role,
         ds,
         info,
-        write,
+        frame_writer(frame),
         details={
             "entity": pipeline.features.entity,
             "features_digest": manifest.get("features_digest"),
