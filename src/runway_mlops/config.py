@@ -705,26 +705,52 @@ class RetrainPolicy(_Model):
 
 
 class ShadowPromotionPolicy(_Model):
-    """Promote a challenger that beats the champion on the same rows in shadow."""
+    """Promote a challenger that is better than the champion on the same rows in shadow.
+
+    A paired test with controlled error: each day, the one-sided lower confidence bound of
+    the mean daily gain (challenger minus champion, same rows) over the challenger's
+    shadow days so far; promote when it is above ``min_margin``. The error is spent over
+    at most ``horizon_days`` looks (Bonferroni), so an equal challenger is promoted within
+    the horizon at most ``1 - confidence`` of the time; after the horizon it is not
+    tested again (it stays challenger until the next training).
+    """
 
     enabled: bool = True
-    #: Shadow intervals (after the challenger's training window) compared, pooled.
-    intervals: int = Field(default=5, ge=1)
-    #: The challenger's pooled metric must beat the champion's by at least this.
-    min_margin: float = Field(default=0.005, ge=0)
+    #: Shadow days (after the challenger's training window) before the first look.
+    intervals: int = Field(default=5, ge=2)
+    #: Shadow days over which a challenger is tested at all (one look per day).
+    horizon_days: int = Field(default=30, ge=1, le=MAX_DAYS)
+    #: The lower bound of the challenger's mean daily gain must be above this.
+    min_margin: float = Field(default=0.0, ge=0)
+    #: Family-wise: 1 - the chance of promoting an equal challenger within the horizon.
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+    @model_validator(mode="after")
+    def _room(self) -> ShadowPromotionPolicy:
+        if self.intervals > self.horizon_days:
+            raise ValueError("intervals cannot exceed horizon_days")
+        return self
 
 
 class RollbackPolicy(_Model):
-    """Put the previous champion back if a new one does worse during its probation."""
+    """Put the previous champion back if a new one is worse on the same rows in probation.
+
+    A paired test with controlled error: each day of the probation, the one-sided upper
+    confidence bound of the new champion's mean daily gain over the previous champion
+    (same rows); roll back when it is below ``-margin``. The error is spent over the
+    probation's looks (Bonferroni): an equal champion is rolled back at most
+    ``1 - confidence`` of the time.
+    """
 
     enabled: bool = True
     #: Days after a promotion during which the previous champion is shadow-scored too.
-    probation_days: int = Field(default=7, ge=1, le=MAX_DAYS)
-    #: Intervals of evidence before a rollback may happen.
-    min_intervals: int = Field(default=2, ge=1)
-    #: Roll back when the new champion's pooled metric is worse than the previous
-    #: champion's on the same rows by more than this.
-    margin: float = Field(default=0.02, ge=0)
+    probation_days: int = Field(default=14, ge=2, le=MAX_DAYS)
+    #: Days of evidence before the first look.
+    min_intervals: int = Field(default=3, ge=2)
+    #: Roll back when the upper bound of the mean daily change is below minus this.
+    margin: float = Field(default=0.0, ge=0)
+    #: Family-wise: 1 - the chance of rolling back an equal champion in its probation.
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
 
     @model_validator(mode="after")
     def _room(self) -> RollbackPolicy:

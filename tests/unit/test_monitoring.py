@@ -135,36 +135,97 @@ def pairs(ours: list[float], theirs: list[float], rows: int = 500) -> list[DayPa
     return [DayPair(d, a, b, rows) for d, a, b in zip(days(len(ours)), ours, theirs, strict=True)]
 
 
-def test_shadow_promotion_needs_enough_days_and_a_margin() -> None:
-    cfg = PoliciesConfig.model_validate({"shadow_promotion": {"intervals": 3, "min_margin": 0.01}})
-    winning = pairs([0.72, 0.71, 0.73], [0.69, 0.70, 0.70])
+def test_shadow_promotion_needs_enough_days_and_a_significant_gain() -> None:
+    cfg = PoliciesConfig.model_validate(
+        {"shadow_promotion": {"intervals": 5, "horizon_days": 10, "min_margin": 0.0}}
+    )
+    gains = [0.03, 0.02, 0.04, 0.03, 0.025, 0.035, 0.03]
+    winning = pairs([0.70 + g for g in gains], [0.70] * len(gains))
+    last = days(len(gains))[-1]
     assert (
         policies.evaluate_shadow_promotion(
-            cfg, days(3)[-1], "2", "1", winning[:2], promotion_policy="shadow"
+            cfg, last, "2", "1", winning[:4], promotion_policy="shadow"
         ).decision
         == "hold"
     )
     decision = policies.evaluate_shadow_promotion(
-        cfg, days(3)[-1], "2", "1", winning, promotion_policy="shadow"
+        cfg, last, "2", "1", winning, promotion_policy="shadow"
     )
     assert decision.decision == "promote" and decision.figures["gain"] == pytest.approx(
-        0.0233, abs=1e-3
+        0.03, abs=1e-3
     )
-    close = pairs([0.705, 0.705, 0.705], [0.70, 0.70, 0.70])
-    assert (
-        policies.evaluate_shadow_promotion(
-            cfg, days(3)[-1], "2", "1", close, promotion_policy="auto"
-        ).decision
-        == "hold"
+    assert decision.figures["gain_lower"] > 0
+    # The same mean gain with the day-to-day spread of real models is noise, not a win:
+    # the old rule (mean gain above 0.005 over 5 days) promoted this.
+    noisy = pairs([0.70 + g for g in (0.09, -0.06, 0.08, -0.05, 0.07)], [0.70] * 5)
+    held = policies.evaluate_shadow_promotion(
+        cfg, days(5)[-1], "2", "1", noisy, promotion_policy="auto"
     )
+    assert held.decision == "hold" and held.figures["gain"] > 0.005
+    assert held.figures["gain_lower"] < 0
     manual = policies.evaluate_shadow_promotion(
-        cfg, days(3)[-1], "2", "1", winning, promotion_policy="manual"
+        cfg, last, "2", "1", winning, promotion_policy="manual"
     )
     assert manual.decision == "recommend" and not manual.fires
     assert (
         policies.evaluate_shadow_promotion(cfg, D, None, "1", [], promotion_policy="auto").decision
         == "no_challenger"
     )
+
+
+def test_shadow_evidence_is_the_first_days_of_the_horizon_not_a_sliding_window() -> None:
+    cfg = PoliciesConfig.model_validate(
+        {"shadow_promotion": {"intervals": 5, "horizon_days": 10, "min_margin": 0.0}}
+    )
+    # Ten days of no difference, then ten winning days: a sliding window would promote.
+    flat = [0.01, -0.01] * 5
+    wins = [0.03, 0.04] * 5
+    gains = flat + wins
+    series = pairs([0.70 + g for g in gains], [0.70] * len(gains))
+    decision = policies.evaluate_shadow_promotion(
+        cfg, days(20)[-1], "2", "1", series, promotion_policy="auto"
+    )
+    assert decision.decision == "hold" and "10-day horizon" in decision.reason
+    assert len(decision.figures["days"]) == 10
+
+
+def _simulated_decisions(
+    rng: np.random.Generator, difference: float, sd: float, days_: int, decide
+) -> float:
+    """Share of simulated sequences of daily paired gains N(difference, sd) that decide."""
+    hits = 0
+    sims = 600
+    for _ in range(sims):
+        gains = rng.normal(difference, sd, days_)
+        series = pairs([0.70 + g for g in gains], [0.70] * days_)
+        hits += any(decide(days(k)[-1], series[:k]) for k in range(1, days_ + 1))
+    return hits / sims
+
+
+def test_paired_policies_control_their_errors_on_seed_noise() -> None:
+    """Daily gains like two seed twins' (sd 0.013): an equal challenger is promoted within
+    its 30-day horizon at most ~5 % of the time, an equal champion rarely rolled back, and
+    a champion 0.02 worse rolled back within its 14-day probation nearly always."""
+    cfg = PoliciesConfig.model_validate(
+        {
+            "shadow_promotion": {"intervals": 5, "horizon_days": 30},
+            "rollback": {"probation_days": 14, "min_intervals": 3},
+        }
+    )
+    rng = np.random.default_rng(7)
+
+    def promotes(ds, series):
+        decision = policies.evaluate_shadow_promotion(
+            cfg, ds, "2", "1", series, promotion_policy="auto"
+        )
+        return decision.decision == "promote"
+
+    def rolls_back(ds, series):
+        return policies.evaluate_rollback(cfg, ds, "2", "1", D, series).decision == "rollback"
+
+    assert _simulated_decisions(rng, 0.0, 0.013, 30, promotes) <= 0.06
+    assert _simulated_decisions(rng, 0.0, 0.013, 14, rolls_back) <= 0.06
+    assert _simulated_decisions(rng, -0.02, 0.013, 14, rolls_back) >= 0.95
 
 
 # ------------------------------------------------------------------------------ rollback
