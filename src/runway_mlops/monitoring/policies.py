@@ -30,6 +30,7 @@ Days with fewer labelled rows than ``policies.min_rows`` are not evidence.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -81,14 +82,19 @@ class PairedBound:
     level: float  # the one-sided error of this look
 
 
-def paired_bound(gains: list[float], alpha: float) -> PairedBound:
-    """Student-t one-sided bounds (each at error ``alpha``) of the mean of daily ``gains``."""
+@functools.cache
+def _t_quantile(p: float, df: int) -> float:
     from scipy.stats import t as student
 
+    return float(student.ppf(p, df))
+
+
+def paired_bound(gains: list[float], alpha: float) -> PairedBound:
+    """Student-t one-sided bounds (each at error ``alpha``) of the mean of daily ``gains``."""
     n = len(gains)
     mean = statistics.fmean(gains)
     sd = statistics.stdev(gains) if n > 1 else 0.0
-    half = float(student.ppf(1 - alpha, n - 1)) * sd / math.sqrt(n) if n > 1 else math.inf
+    half = _t_quantile(1 - alpha, n - 1) * sd / math.sqrt(n) if n > 1 else math.inf
     return PairedBound(n, mean, sd, mean - half, mean + half, alpha)
 
 
