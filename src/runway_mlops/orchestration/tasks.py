@@ -268,7 +268,8 @@ def feature_event_extra(
 # ---------------------------------------------------------------------------- training
 
 
-def _train_context(context: dict[str, Any]) -> Any:
+def _run_context(context: dict[str, Any]) -> Any:
+    """The task's run provenance (training, scoring and monitoring alike)."""
     from runway_mlops.context import RunContext
 
     return RunContext.from_airflow(context)
@@ -367,7 +368,7 @@ def train_candidate(
             pipeline,
             training_set,
             Candidate.from_dict(candidate),
-            _train_context(context),
+            _run_context(context),
         )
     )
     print(
@@ -400,7 +401,7 @@ def evaluate_gates(pipeline_name: str, best: dict[str, Any], **context: Any) -> 
             settings,
             pipeline,
             train.TrainedCandidate.from_xcom(best),
-            _train_context(context),
+            _run_context(context),
             mode=params.get("gate_mode") or None,
         )
     )
@@ -416,7 +417,7 @@ def register_challenger(
     settings, pipeline = _load(pipeline_name)
     result = _run_stage(
         lambda: train.register_challenger(
-            settings, pipeline, train.GateOutcome.from_xcom(evaluation), _train_context(context)
+            settings, pipeline, train.GateOutcome.from_xcom(evaluation), _run_context(context)
         )
     )
     print(f"registered {pipeline.model_name} v{result.model_version} as challenger")
@@ -444,7 +445,7 @@ def promote_champion(
             settings,
             pipeline,
             train.Registered.from_xcom(registered),
-            _train_context(context),
+            _run_context(context),
             approved_by=approved_by,
         )
     except PromotionRefusedError as exc:
@@ -496,12 +497,6 @@ def features_ready(pipeline_name: str, **context: Any) -> bool:
     return False
 
 
-def _scoring_context(context: dict[str, Any]) -> Any:
-    from runway_mlops.context import RunContext
-
-    return RunContext.from_airflow(context)
-
-
 def score_champion(pipeline_name: str, **context: Any) -> dict[str, Any]:
     """Score the interval with the serving model (Airflow task ``score_champion``)."""
     from runway_mlops.stages import score
@@ -511,7 +506,7 @@ def score_champion(pipeline_name: str, **context: Any) -> dict[str, Any]:
     params = context.get("params") or {}
     result = _run_stage(
         lambda: score.score_champion(
-            settings, pipeline, ds, _scoring_context(context), model=params.get("model") or None
+            settings, pipeline, ds, _run_context(context), model=params.get("model") or None
         )
     )
     print(result.summary())
@@ -535,7 +530,7 @@ def score_micro_batch(pipeline_name: str, **context: Any) -> dict[str, Any]:
     if not days:
         raise ValueError("no feature update with micro-batch days triggered this run")
     clock = max(clocks) if clocks else None
-    scoring = _scoring_context(context)
+    scoring = _run_context(context)
     done = {}
     for ds in sorted(days):
 
@@ -554,20 +549,12 @@ def score_shadow(pipeline_name: str, **context: Any) -> dict[str, Any]:
 
     settings, pipeline = _load(pipeline_name)
     ds = partition_day(context["data_interval_start"], pipeline.timezone)
-    result = _run_stage(
-        lambda: score.score_shadow(settings, pipeline, ds, _scoring_context(context))
-    )
+    result = _run_stage(lambda: score.score_shadow(settings, pipeline, ds, _run_context(context)))
     print(result.summary())
     return {"ds": ds.isoformat(), "rows": result.rows, "path": result.path, "models": result.models}
 
 
 # -------------------------------------------------------------------------- monitoring
-
-
-def _monitor_context(context: dict[str, Any]) -> Any:
-    from runway_mlops.context import RunContext
-
-    return RunContext.from_airflow(context)
 
 
 def _monitored(pipeline: Any, context: dict[str, Any]) -> dt.date:
@@ -601,7 +588,7 @@ def compute_monitoring(pipeline_name: str, **context: Any) -> dict[str, Any]:
     settings, pipeline = _load(pipeline_name)
     ds = _monitored(pipeline, context)
     result = _run_stage(
-        lambda: monitor.compute_monitoring(settings, pipeline, ds, _monitor_context(context))
+        lambda: monitor.compute_monitoring(settings, pipeline, ds, _run_context(context))
     )
     print(result.summary())
     return {
@@ -618,7 +605,7 @@ def decide_policies(pipeline_name: str, **context: Any) -> dict[str, Any]:
     settings, pipeline = _load(pipeline_name)
     ds = _monitored(pipeline, context)
     outcome = _run_stage(
-        lambda: monitor.decide_policies(settings, pipeline, ds, _monitor_context(context))
+        lambda: monitor.decide_policies(settings, pipeline, ds, _run_context(context))
     )
     print(outcome.summary())
     result = outcome.as_dict()
