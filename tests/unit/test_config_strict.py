@@ -74,7 +74,7 @@ def test_yaml_1_1_words_stay_text(tmp_path: Path) -> None:
         (
             "{check: range, column: distance, min: 1,",
             "{check: range, column: distance, min: false,",
-            "checks[18].min",
+            "checks[19].min",
         ),
         (
             "max_quarantine_fraction: 0.10",

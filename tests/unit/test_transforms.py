@@ -147,3 +147,52 @@ def test_labels_carry_the_outcome_and_when_it_became_known(inputs) -> None:
         assert row["delayed"] == (1 if delay is None or delay >= 15 else 0)
         assert row["outcome_known_at"] - row["event_time"] == dt.timedelta(hours=12)
     assert set(rows) == set(by_flight)
+
+
+def test_a_key_erased_after_the_fact_is_borrowed_for_lookups_and_windows_only(spark) -> None:
+    """A cancelled flight without a tail number gets the plane and tail history of a
+    flight of the same day, carrier and origin: its features no longer say "cancelled"."""
+    config = FeaturesConfig.model_validate(
+        {
+            **CONFIG.model_dump(),
+            "trailing": {
+                "windows_days": [3],
+                "groups": {"tail": ["tailnum"]},
+                "aggregates": {"flights": "count(*)"},
+            },
+            "missing_keys": [{"column": "tailnum", "borrow_within": ["carrier", "origin"]}],
+        }
+    )
+    entity = spark.createDataFrame(
+        [
+            _flight(1, 5, 9, tail="N1"),
+            _flight(2, 5, 10, tail=None),  # cancelled: the feed erased its tail
+            _flight(3, 5, 11, carrier="UA", tail=None),  # no UA tail that day: stays null
+        ]
+    )
+    history = spark.createDataFrame(
+        [_flight(10, 4, 8, tail="N1"), _flight(11, 4, 9, tail=None), _flight(12, 3, 9, tail=None)]
+    )
+    planes = spark.createDataFrame([Row(tailnum="N1", year=2003, _ds=dt.date(2013, 1, 1))])
+    weather = spark.createDataFrame([_wx(5, 7, 20.0)])
+
+    def run(cfg: FeaturesConfig) -> dict:
+        out = compute_features(
+            entity,
+            KEY,
+            cfg,
+            feature_version="v1",
+            history=history,
+            references={"planes": planes},
+            observations={"weather": (weather, "time_hour")},
+        )
+        return {r["flight"]: r.asDict() for r in out.collect()}
+
+    rows = run(config)
+    assert rows[2]["plane_age"] == rows[1]["plane_age"] == 10
+    # The history keeps the feed's values: the tail-less history rows count for no tail.
+    assert rows[2]["tail_flights_3d"] == rows[1]["tail_flights_3d"] == 1
+    assert rows[3]["plane_age"] is None and rows[3]["tail_flights_3d"] is None
+    assert run(config) == rows  # a stable choice: a rerun borrows the same tail
+    unfilled = run(config.model_copy(update={"missing_keys": []}))
+    assert unfilled[2]["plane_age"] is None and unfilled[2]["tail_flights_3d"] is None

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         IntradayFeatures,
         LabelConfig,
         LookupFeatures,
+        MissingKey,
         TrailingFeatures,
     )
 
@@ -70,6 +71,36 @@ def base_columns(entity: DataFrame, key: list[str], config: FeaturesConfig) -> D
             continue
         selected.append(F.expr(expr).alias(name))
     return entity.select(*selected)
+
+
+def borrow_missing_keys(entity: DataFrame, key: list[str], missing: list[MissingKey]) -> DataFrame:
+    """Fill each missing key column from a row of the same day and group (see MissingKey).
+
+    The donor is the value at a stable hash of the row's key among the sorted distinct
+    values of its (day, group), so a rerun, or a run over a range, borrows the same one.
+    A row whose group has no value keeps its null.
+    """
+    out = entity
+    for fill in missing:
+        within = [DS, *fill.borrow_within]
+        donors = (
+            entity.where(F.col(fill.column).isNotNull())
+            .groupBy(*within)
+            .agg(F.array_sort(F.collect_set(fill.column)).alias("_donors"))
+        )
+        pick = (F.pmod(F.xxhash64(*[F.col(k) for k in key]), F.size("_donors")) + 1).cast("int")
+        out = (
+            out.join(donors, on=within, how="left")
+            .withColumn(
+                fill.column,
+                F.coalesce(
+                    F.col(fill.column),
+                    F.when(F.size("_donors") > 0, F.element_at("_donors", pick)),
+                ),
+            )
+            .drop("_donors")
+        )
+    return out
 
 
 def lookup_features(
@@ -139,6 +170,7 @@ def intraday_features(
     entity: DataFrame,
     key: list[str],
     intraday: IntradayFeatures,
+    others: DataFrame | None = None,
 ) -> DataFrame:
     """Aggregates per group over the entity's own day, as known at its prediction time.
 
@@ -146,13 +178,17 @@ def intraday_features(
     group columns, ``o.known_at <= e.prediction_time`` and ``o`` not ``e`` itself.
     ``entity`` must hold every row of its days known so far (the feature job reads whole
     day partitions); rows known after a prediction time never reach its features.
+    ``others`` (default ``entity``) are the rows aggregated, when the entity side differs
+    from them (borrowed keys).
 
     Feature names: ``<group>_<aggregate>_today`` (e.g. ``tail_dep_delay_mean_today``).
     With no such rows an aggregate takes its value over no rows, as SQL gives it:
     ``count(*)`` 0 (no earlier flight *is* information), ``avg`` and ``sum`` null.
     A null group column matches nothing (as in a join).
     """
-    known = entity.withColumn("_known_at", F.expr(intraday.known_at).cast("timestamp"))
+    known = (entity if others is None else others).withColumn(
+        "_known_at", F.expr(intraday.known_at).cast("timestamp")
+    )
     aggregates = intraday.aggregates
     # Each aggregate over no rows: the value an entity without earlier rows gets (a join
     # cannot produce it: an unmatched entity has no rows to aggregate).
@@ -268,18 +304,21 @@ def compute_features(
     observations = observations or {}
     timed = with_times(entity, config)
     out = base_columns(timed, key, config)
+    # The entity as it was known before the fact, for what it joins on; the history rows
+    # (and the same-day rows of intraday aggregates) keep the feed's values.
+    keyed = borrow_missing_keys(timed, key, config.missing_keys) if config.missing_keys else timed
     for lookup in config.lookups:
-        out = lookup_features(out, timed, key, references[lookup.dataset], lookup)
+        out = lookup_features(out, keyed, key, references[lookup.dataset], lookup)
     if config.trailing:
         if history is None:
             raise ValueError("trailing features need the entity history")
-        out = trailing_features(out, timed, key, history, config.trailing)
+        out = trailing_features(out, keyed, key, history, config.trailing)
     for asof in config.asof:
         rows, time_column = observations[asof.dataset]
-        out = asof_features(out, timed, key, rows, asof, time_column)
+        out = asof_features(out, keyed, key, rows, asof, time_column)
     if intraday and config.intraday:
         # Last, so a micro-batch partition is the daily one plus these columns.
-        out = intraday_features(out, timed, key, config.intraday)
+        out = intraday_features(out, keyed, key, config.intraday, others=timed)
     return out.withColumn("feature_version", F.lit(feature_version))
 
 

@@ -357,6 +357,7 @@ def evaluate_gates(
     training_set = TrainingSet.load(best.training_set)
     label = training_set.label
     test = training_set.frame("test")
+    train = training_set.frame("train")
     y = test[label].to_numpy()
     train_rate = training_set.lineage["positives"]["train"] / max(
         training_set.lineage["rows"]["train"], 1
@@ -391,6 +392,10 @@ def evaluate_gates(
         p_champion=p_champion,
         champion_version=champion.version if champion else None,
         champion_error=champion_error,
+        train=train,
+        y_train=train[label].to_numpy(),
+        features=training_set.features,
+        categorical=training_set.lineage["categorical"],
     )
     baselines = checks.single_feature_baselines(training_set, test)
     run_id = best.mlflow_run_id

@@ -13,6 +13,11 @@ unit-tested on its own. :func:`evaluate` returns a :class:`GateDecision` with ev
   regression against the champion on that slice, failing only when significant after
   Holm's correction over every slice test;
 * a primary check that cannot be judged (one class only in the test set) fails;
+* a floor that means something: the candidate must beat, on the same test rows (paired
+  bootstrap over days), a baseline that scores each row with its group's label rate in
+  the training rows (e.g. per route and departure hour);
+* a leakage screen of the training rows: a feature that alone ranks the label too well,
+  or whose missing values hold (almost) one label, blocks the model and is named;
 * safety: finite probabilities in [0, 1] on the test set and on edge rows (all features
   missing, unseen categories); scoring latency per 1,000 rows and model size in budget.
 
@@ -28,10 +33,12 @@ from typing import TYPE_CHECKING, Any
 from runway_mlops.training.metrics import base_rate_metrics, binary_metrics
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
     import pandas as pd
 
-    from runway_mlops.config import GatesConfig
+    from runway_mlops.config import BaselineGate, GatesConfig, LeakageScreen
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -122,6 +129,137 @@ def _finite(name: str, scores: np.ndarray, where: str) -> Check:
         PASS if bad == 0 and len(scores) else FAIL,
         f"{bad} of {len(scores)} {where} outputs are not finite probabilities in [0, 1]",
     )
+
+
+def group_rate_scores(
+    train: pd.DataFrame, y_train: np.ndarray, test: pd.DataFrame, baseline: BaselineGate
+) -> np.ndarray:
+    """The baseline's scores of the test rows: the training label rate of each row's group.
+
+    Shrunk toward the overall rate by ``baseline.smoothing`` pseudo-rows, so a group seen
+    a few times does not get a rate of 0 or 1; a group never seen gets the overall rate.
+    """
+    import numpy as np
+
+    columns = baseline.columns
+    y_train = np.asarray(y_train, dtype="float64")
+    overall = float(y_train.mean()) if len(y_train) else 0.5
+
+    def keys(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[columns].astype("string").fillna("<missing>").reset_index(drop=True)
+
+    grouped = keys(train).assign(_y=y_train).groupby(columns, dropna=False)["_y"]
+    sums, counts = grouped.sum(), grouped.count()
+    rates = ((sums + baseline.smoothing * overall) / (counts + baseline.smoothing)).rename("_r")
+    scored = keys(test).merge(rates.reset_index(), on=columns, how="left")["_r"]
+    return scored.fillna(overall).to_numpy(dtype="float64")
+
+
+def _baseline_check(
+    baseline: BaselineGate,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    test: pd.DataFrame,
+    y: np.ndarray,
+    p_challenger: np.ndarray,
+    units: np.ndarray,
+    alpha: float,
+) -> tuple[Check, dict[str, float | None]]:
+    from runway_mlops.training import stats
+
+    p_baseline = group_rate_scores(train, y_train, test, baseline)
+    metrics = binary_metrics(y, p_baseline)
+    what = f"the label rate per {' x '.join(baseline.columns)} in the training rows"
+    delta = stats.paired_auc_difference(y, p_challenger, p_baseline, units, alpha=alpha)
+    if delta is None:
+        check = Check(
+            "beats_baseline",
+            None,
+            baseline.min_gain,
+            FAIL,
+            "one class only in the test set: the comparison with the baseline cannot be judged",
+        )
+        return check, metrics
+    ok = delta.low > baseline.min_gain
+    check = Check(
+        "beats_baseline",
+        delta.estimate,
+        baseline.min_gain,
+        PASS if ok else FAIL,
+        f"ROC AUC gain over the baseline ({what}, ROC AUC {metrics['roc_auc']:.4f}) on the "
+        f"same test rows: {delta.estimate:+.4f}, {1 - alpha:.0%} lower bound {delta.low:+.4f} "
+        f"vs {baseline.min_gain:+.4f}",
+    )
+    return check, metrics
+
+
+def leakage_checks(
+    screen: LeakageScreen,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    features: Sequence[str],
+    categorical: Sequence[str] = (),
+) -> list[Check]:
+    """Features that give the label away in the training rows; see :class:`LeakageScreen`.
+
+    Two checks, each naming every feature over its bound (or the closest one when none
+    is): the best single numeric feature as a score (missing values at the median), and
+    the purest set of rows where a feature is missing.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from runway_mlops.training import stats
+    from runway_mlops.training.metrics import roc_auc
+
+    y = np.asarray(y_train).astype("int64")
+    singles: list[tuple[float, str]] = []
+    nulls: list[tuple[float, str]] = []
+    for column in features:
+        values = train[column]
+        missing = values.isna().to_numpy()
+        n_null = int(missing.sum())
+        if screen.max_null_purity is not None and screen.min_null_rows <= n_null < len(y):
+            positives = int(y[missing].sum())
+            label = 1 if 2 * positives >= n_null else 0
+            count = positives if label else n_null - positives
+            low = stats.wilson_low(count, n_null)
+            rest = float(np.mean(y[~missing] == label))
+            indicator = roc_auc(y, missing.astype("float64"))
+            text = (
+                f"{column}: the {n_null} rows where it is missing are {count / n_null:.1%} "
+                f"label {label} (95 % lower bound {low:.1%}) against {rest:.1%} of the others"
+                + (f", null-indicator ROC AUC {indicator:.3f}" if indicator is not None else "")
+            )
+            # Purer than the rest, and pure: missingness caused by the outcome.
+            nulls.append((low if rest < screen.max_null_purity else 0.0, text))
+        if screen.max_single_feature_auc is not None and column not in categorical:
+            numeric = pd.to_numeric(values, errors="coerce")
+            if numeric.notna().any():
+                auc = roc_auc(y, numeric.fillna(numeric.median()).to_numpy())
+                if auc is not None:
+                    auc = max(auc, 1 - auc)  # a feature may rank either way
+                    singles.append((auc, f"{column}: ROC AUC {auc:.3f} alone"))
+    checks: list[Check] = []
+    for name, found, bound, what in (
+        ("leakage_single_feature", singles, screen.max_single_feature_auc, "ranks the label"),
+        ("leakage_missingness", nulls, screen.max_null_purity, "its missing rows hold one label"),
+    ):
+        if bound is None:
+            continue
+        if not found:
+            checks.append(Check(name, None, bound, SKIP, "no feature to screen"))
+            continue
+        over = sorted((f for f in found if f[0] >= bound), reverse=True)
+        worst = max(found)
+        if over:
+            detail = f"{len(over)} feature(s) give the label away ({what} beyond {bound}): " + (
+                "; ".join(text for _, text in over)
+            )
+        else:
+            detail = f"none beyond {bound}; closest {worst[1]}"
+        checks.append(Check(name, worst[0], bound, FAIL if over else PASS, detail))
+    return checks
 
 
 def _slice_checks(
@@ -239,8 +377,16 @@ def evaluate(
     p_champion: np.ndarray | None = None,
     champion_version: str | None = None,
     champion_error: str | None = None,
+    train: pd.DataFrame | None = None,
+    y_train: np.ndarray | None = None,
+    features: Sequence[str] = (),
+    categorical: Sequence[str] = (),
 ) -> GateDecision:
-    """Run every check and return the decision (nothing is written here)."""
+    """Run every check and return the decision (nothing is written here).
+
+    ``train``/``y_train`` (the training rows and their labels) feed the leakage screen
+    over ``features`` and the baseline; without them those checks are not run.
+    """
     import numpy as np
 
     y = np.asarray(y)
@@ -254,11 +400,25 @@ def evaluate(
 
     alpha = 1.0 - config.confidence
     units = _units(test)
+    within = stats.within_day_auc(y, p_challenger, units, alpha=alpha)
+    if within is not None:
+        challenger["roc_auc_within_day"] = within.estimate
+        challenger["roc_auc_within_day_low"] = within.low
+        challenger["roc_auc_within_day_high"] = within.high
     if config.min_roc_auc is not None:
         interval = stats.auc_interval(y, p_challenger, units, alpha=alpha)
+        if interval is not None:
+            challenger["roc_auc_low"], challenger["roc_auc_high"] = interval.low, interval.high
         checks.append(
             _at_least("min_roc_auc", challenger["roc_auc"], config.min_roc_auc, "ROC AUC", interval)
         )
+    if train is not None and y_train is not None:
+        if config.baseline is not None:
+            check, metrics["baseline"] = _baseline_check(
+                config.baseline, train, y_train, test, y, p_challenger, units, alpha
+            )
+            checks.append(check)
+        checks += leakage_checks(config.leakage, train, y_train, features, categorical)
     loss = challenger["log_loss"]
     assert loss is not None
     if config.max_log_loss is not None:

@@ -132,3 +132,45 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted.tolist()
+
+
+def within_day_auc(
+    y: np.ndarray,
+    scores: np.ndarray,
+    days: Sequence[object] | np.ndarray,
+    *,
+    alpha: float = 0.05,
+    samples: int = SAMPLES,
+    seed: int = 0,
+) -> Interval | None:
+    """The mean over days of each day's ROC AUC, with its (1 - 2 alpha) interval over days.
+
+    Pooled ROC AUC also rewards ranking bad days above good ones (a score constant per
+    day and airport can beat a model on it); within-day AUC asks only how well a model
+    ranks the flights of one day. Days with one class only are left out; None when fewer
+    than two days remain.
+    """
+    y = np.asarray(y)
+    scores = np.asarray(scores, dtype="float64")
+    labels = np.asarray(days, dtype=str)
+    per_day = []
+    for day in np.unique(labels):
+        mask = labels == day
+        if len(np.unique(y[mask])) == 2:
+            per_day.append(weighted_auc(y[mask], scores[mask], np.ones((1, int(mask.sum()))))[0])
+    if len(per_day) < 2:
+        return None
+    values = np.asarray(per_day)
+    rng = np.random.default_rng(seed)
+    draws = values[rng.integers(0, len(values), size=(samples, len(values)))].mean(axis=1)
+    return _interval(float(values.mean()), draws, alpha)
+
+
+def wilson_low(successes: int, trials: int, z: float = 1.6449) -> float:
+    """The lower end of a one-sided 95 % Wilson interval of a proportion (0 with no trials)."""
+    if trials <= 0:
+        return 0.0
+    share = successes / trials
+    centre = share + z * z / (2 * trials)
+    spread = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+    return float((centre - spread) / (1 + z * z / trials))
