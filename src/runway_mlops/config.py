@@ -640,12 +640,15 @@ class BaselineGate(_Model):
     The baseline scores a test row with the label rate of its group (e.g. route and
     departure hour) in the training rows, shrunk toward the overall rate by ``smoothing``
     pseudo-rows. The candidate passes when the one-sided lower bound of its ROC AUC minus
-    the baseline's (paired bootstrap over test days) lies above ``min_gain``.
+    the baseline's (paired bootstrap over test days) lies above ``min_gain``, at
+    ``confidence`` (default: the gates' ``confidence``). A candidate that *is* the
+    baseline (a lookup table on the same columns) gains exactly 0 and fails.
     """
 
     columns: list[str] = Field(min_length=1)
     smoothing: float = Field(default=20.0, ge=0.0)
     min_gain: float = Field(default=0.0, ge=-1.0, le=1.0)
+    confidence: float | None = Field(default=None, gt=0.5, lt=1.0)
 
 
 class GatesConfig(_Model):

@@ -197,7 +197,7 @@ def test_backfill_dag_keeps_each_day_apart(dagbag) -> None:
 
 
 def test_a_training_run_may_skip_quarantined_days(dagbag) -> None:
-    # A year's window holds the blocked 2013-02-09: a run may skip it (recorded in the
+    # A year's window holds an unusable day (2013-12-31, no weather): a run may skip it (recorded in the
     # training set's lineage) instead of the pipeline's default, refusing.
     param = dagbag.dags["flights_training"].params.get_param("missing_partitions")
     assert param.value == "refuse"

@@ -63,8 +63,16 @@ def test_first_champion_then_a_worse_model_is_rejected(mlflow_settings, flights_
     assert _champion(settings, pipeline) == "1"
     decision = catalog.get_gate_decision(settings.database_url, first["decision_id"])
     assert decision is not None and decision.model_version == "1"
-    skipped = {c["name"]: c for c in decision.checks}["no_regression_vs_champion"]
+    recorded = {c["name"]: c for c in decision.checks}
+    skipped = recorded["no_regression_vs_champion"]
     assert skipped["verdict"] == "skip" and "first model" in skipped["detail"]
+    # The floor and the screen ran on the real training rows of the shipped config.
+    assert recorded["beats_baseline"]["verdict"] == "pass"
+    assert "origin x dep_hour" in recorded["beats_baseline"]["detail"]
+    assert {recorded[n]["verdict"] for n in ("leakage_single_feature", "leakage_missingness")} == {
+        "pass"
+    }
+    assert decision.inputs["metrics"]["challenger"]["roc_auc_within_day"] is not None
 
     # The handicapped model: two trees of two leaves.
     handicap = {"num_leaves": 2, "num_boost_round": 2, "learning_rate": 0.01}

@@ -414,8 +414,9 @@ def evaluate(
         )
     if train is not None and y_train is not None:
         if config.baseline is not None:
+            baseline_alpha = 1.0 - (config.baseline.confidence or config.confidence)
             check, metrics["baseline"] = _baseline_check(
-                config.baseline, train, y_train, test, y, p_challenger, units, alpha
+                config.baseline, train, y_train, test, y, p_challenger, units, baseline_alpha
             )
             checks.append(check)
         checks += leakage_checks(config.leakage, train, y_train, features, categorical)
