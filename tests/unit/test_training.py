@@ -310,3 +310,38 @@ def test_an_all_missing_feature_is_no_baseline(tmp_path) -> None:
     window = TrainingWindow(D(2013, 1, 1), D(2013, 1, 2), D(2013, 1, 3), D(2013, 1, 4))
     best = single_feature_baselines(TrainingSet(tmp_path, window, lineage), test)
     assert best == {"feature": "x", "roc_auc": 1.0}
+
+
+def test_early_stopping_watches_one_metric_the_one_candidates_are_chosen_by(
+    flights_pipeline,
+) -> None:
+    """Validation ROC AUC picks the candidate, so it alone stops the boosting: the best
+    iteration is where validation AUC peaked, not where log loss (recorded too) did."""
+    from runway_mlops.training.model import train_booster
+
+    rng = np.random.default_rng(0)
+
+    def frame(rows: int) -> pd.DataFrame:
+        x = rng.normal(size=(rows, 6))
+        y = (rng.random(rows) < 1 / (1 + np.exp(-(x[:, 0] + 0.5 * x[:, 1])))).astype(int)
+        return pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]).assign(label=y)
+
+    train, validation = frame(3000), frame(3000)
+    spec = feature_spec(train, [f"f{i}" for i in range(6)], [])
+    # Fast, deep trees overfit: log loss turns up long before AUC stops improving.
+    [candidate] = candidates(
+        flights_pipeline.training,
+        {
+            "learning_rate": 0.3,
+            "num_leaves": 63,
+            "min_data_in_leaf": 5,
+            "num_boost_round": 400,
+            "early_stopping_rounds": 20,
+        },
+        tune=False,
+    )
+    _, info = train_booster(train, validation, spec, "label", candidate, num_threads=1)
+    auc = info["history"]["auc"]
+    loss = info["history"]["binary_logloss"]
+    assert info["best_iteration"] == int(np.argmax(auc)) + 1
+    assert int(np.argmin(loss)) + 1 != info["best_iteration"]  # the two really disagree here

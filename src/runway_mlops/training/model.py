@@ -118,7 +118,8 @@ def train_booster(
     *,
     num_threads: int | None = None,
 ) -> tuple[lgb.Booster, dict[str, Any]]:
-    """Train with early stopping on ``validation``; return the booster and its history."""
+    """Train with early stopping on ``validation`` (its ROC AUC alone); return the booster
+    and its history."""
     import lightgbm as lgb
 
     params = {**candidate.params, "num_threads": num_threads or threads()}
@@ -132,7 +133,12 @@ def train_booster(
         valid_sets=[valid_set],
         valid_names=["validation"],
         callbacks=[
-            lgb.early_stopping(candidate.early_stopping_rounds, verbose=False),
+            # One metric stops the boosting: the first, ROC AUC, by which candidates are
+            # chosen; log loss is recorded, never watched (with both, the first to stall
+            # stopped the run at its own best iteration).
+            lgb.early_stopping(
+                candidate.early_stopping_rounds, first_metric_only=True, verbose=False
+            ),
             lgb.record_evaluation(history),
         ],
     )
