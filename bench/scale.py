@@ -195,11 +195,23 @@ def spark_trailing(spark: Any, home: Path, factor: int, days: list[dt.date], out
     entity, history = read(entity_paths), read(history_paths)
     assert pipeline.features.trailing is not None
     result = trailing_features(
-        entity.select(*key), entity, key, history, pipeline.features.trailing
+        entity.select(*key),
+        entity,
+        key,
+        history,
+        pipeline.features.trailing,
+        timezone=pipeline.timezone,
     )
     shutil.rmtree(out, ignore_errors=True)
     result.write.mode("overwrite").parquet(str(out))
     return sum(pq.ParquetFile(p).metadata.num_rows for p in out.glob("*.parquet"))
+
+
+#: ``features.trailing.known_at`` of config/pipelines/flights.yaml, whitespace collapsed.
+FLIGHTS_KNOWN_AT = (
+    "time_hour + make_dt_interval(0, 0, minute + cast(case when arr_delay is not null then "
+    "coalesce(dep_delay, 0) + coalesce(air_time, 0) + 60 else 720 end as int), 0)"
+)
 
 
 def duckdb_sql(home: Path, factor: int, days: list[dt.date], out: Path) -> str:
@@ -227,10 +239,23 @@ def duckdb_sql(home: Path, factor: int, days: list[dt.date], out: Path) -> str:
     ]
     selected = [f"e.{k}" for k in key]
     joins = []
+    # When a history row is known, as the shipped flights config says it in Spark SQL
+    # (see transforms.trailing_features): landed flights an hour after landing, the rest
+    # 12 hours after departure; at or before the local start of the entity's day.
+    known = ""
+    if trailing.known_at:
+        if " ".join(trailing.known_at.split()) != FLIGHTS_KNOWN_AT:
+            raise SystemExit("the DuckDB variant knows only the shipped trailing.known_at")
+        known = (
+            " AND CAST(h.time_hour AS TIMESTAMPTZ) + to_minutes(CAST(h.minute + CASE WHEN "
+            "h.arr_delay IS NOT NULL THEN coalesce(h.dep_delay, 0) + coalesce(h.air_time, 0) "
+            f"+ 60 ELSE 720 END AS BIGINT)) <= timezone('{pipeline.timezone}', "
+            "CAST(d._for AS TIMESTAMP))"
+        )
     for window in trailing.windows_days:
         ctes.append(
             f"w{window} AS (SELECT d._for, h.* FROM history h JOIN days d "
-            f"ON h._ds < d._for AND h._ds >= d._for - {int(window)})"
+            f"ON h._ds < d._for AND h._ds >= d._for - {int(window)}{known})"
         )
         for group, columns in trailing.groups.items():
             name = f"s_{group}_{window}"
@@ -257,6 +282,7 @@ def duckdb_sql(home: Path, factor: int, days: list[dt.date], out: Path) -> str:
 def duckdb_trailing(con: Any, home: Path, factor: int, days: list[dt.date], out: Path) -> int:
     """(c): the same aggregates with DuckDB, to one Parquet file."""
     out.unlink(missing_ok=True)
+    con.execute("SET TimeZone = 'UTC'")  # naive timestamps are UTC, as in Spark's session
     con.execute(duckdb_sql(home, factor, days, out))
     (rows,) = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()
     return int(rows)

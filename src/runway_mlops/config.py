@@ -396,11 +396,19 @@ class LookupFeatures(_Model):
 
 
 class TrailingFeatures(_Model):
-    """Aggregates of the entity dataset over whole days strictly before the entity's day."""
+    """Aggregates of the entity dataset over whole days strictly before the entity's day.
+
+    ``known_at``: when a history row's values are known (a Spark SQL expression over the
+    row); it counts only if that is at or before the start of the entity's day (local
+    midnight in the pipeline's timezone). Aggregates that read an outcome need it: a
+    flight at 23:00 on the day before has not landed when the day's predictions are
+    made. None: every row of the earlier days counts.
+    """
 
     windows_days: list[int] = Field(min_length=1)
     groups: dict[str, list[str]] = Field(min_length=1)
     aggregates: dict[str, str] = Field(min_length=1)  # name -> Spark SQL aggregate
+    known_at: str | None = None
 
     @field_validator("windows_days")
     @classmethod
@@ -453,11 +461,17 @@ class IntradayFeatures(_Model):
 
 
 class AsofFeatures(_Model):
-    """The latest row of another events dataset observed at or before prediction time."""
+    """The latest row of another events dataset known at or before prediction time.
+
+    A row stamped ``t`` is known at ``t + known_after_minutes`` (an hourly weather row
+    stamped 14:00 holds the 14:51 observation, published after it: known at 15:00), and
+    is not used once older than ``max_age_minutes`` (counted from its stamp).
+    """
 
     dataset: str
     join_on: dict[str, str] = Field(min_length=1)  # entity column -> other dataset column
     max_age_minutes: int = Field(default=180, ge=1, le=MAX_WAIT_MINUTES)
+    known_after_minutes: int = Field(default=0, ge=0, le=MAX_WAIT_MINUTES)
     columns: list[str] = Field(min_length=1)
 
 
@@ -641,14 +655,19 @@ class BaselineGate(_Model):
     departure hour) in the training rows, shrunk toward the overall rate by ``smoothing``
     pseudo-rows. The candidate passes when the one-sided lower bound of its ROC AUC minus
     the baseline's (paired bootstrap over test days) lies above ``min_gain``, at
-    ``confidence`` (default: the gates' ``confidence``). A candidate that *is* the
-    baseline (a lookup table on the same columns) gains exactly 0 and fails.
+    ``confidence`` (default: the gates' ``confidence``), or with ``require: estimate``
+    when its estimate does. A candidate that *is* the baseline (a lookup table on the
+    same columns) gains exactly 0 and fails either way.
     """
 
     columns: list[str] = Field(min_length=1)
     smoothing: float = Field(default=20.0, ge=0.0)
     min_gain: float = Field(default=0.0, ge=-1.0, le=1.0)
     confidence: float | None = Field(default=None, gt=0.5, lt=1.0)
+    #: ``lower_bound``: the gain must be shown (its lower bound above ``min_gain``);
+    #: ``estimate``: the estimated gain must be above it, the interval is reported (a
+    #: floor like ``min_roc_auc``, for test windows too short to show a gain).
+    require: Literal["lower_bound", "estimate"] = "lower_bound"
 
 
 class GatesConfig(_Model):

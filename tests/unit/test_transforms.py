@@ -196,3 +196,46 @@ def test_a_key_erased_after_the_fact_is_borrowed_for_lookups_and_windows_only(sp
     assert run(config) == rows  # a stable choice: a rerun borrows the same tail
     unfilled = run(config.model_copy(update={"missing_keys": []}))
     assert unfilled[2]["plane_age"] is None and unfilled[2]["tail_flights_3d"] is None
+
+
+def test_only_what_is_known_by_prediction_time_counts(spark, inputs) -> None:
+    """A weather row is known an hour after its stamp; a flight's outcome 12 hours after
+    its departure: a day's windows take only the flights known by the day's start."""
+    entity, history, planes, weather = inputs
+    config = FeaturesConfig.model_validate(
+        {
+            **CONFIG.model_dump(),
+            "trailing": {
+                **CONFIG.trailing.model_dump(),
+                "known_at": "time_hour + make_dt_interval(0, 0, minute + 720, 0)",
+            },
+            "asof": [{**CONFIG.asof[0].model_dump(), "known_after_minutes": 60}],
+        }
+    )
+    # Day 4, 20:00: lands after midnight, known at day 5, 08:00 (after the day's start).
+    late = history.unionByName(spark.createDataFrame([_flight(13, 4, 20, delay=500.0)]))
+
+    def run(cfg: FeaturesConfig, hist) -> dict:
+        out = compute_features(
+            entity,
+            KEY,
+            cfg,
+            feature_version="v1",
+            history=hist,
+            references={"planes": planes},
+            observations={"weather": (weather, "time_hour")},
+        )
+        return {r["flight"]: r.asDict() for r in out.collect()}
+
+    known = run(config, late)
+    # Flight 1 predicts at 13:30: the 12:00 row (31.0) is known only at 13:00 -> still
+    # usable; flight 2 predicts at 08:00: the 07:00 row is known at 08:00 -> usable.
+    assert known[1]["weather_temp"] == 31.0 and known[2]["weather_temp"] == 20.0
+    assert known[1]["carrier_flights_1d"] == 1 and known[1]["carrier_delay_mean_1d"] == 20.0
+    # Without the rules, the late flight's outcome and a row not yet published leak in.
+    stamped = run(CONFIG, late)
+    assert stamped[1]["carrier_flights_1d"] == 2 and stamped[1]["carrier_delay_mean_1d"] == 260.0
+    later = {"known_after_minutes": 100, "max_age_minutes": 180}
+    strict = config.model_copy(update={"asof": [config.asof[0].model_copy(update=later)]})
+    # Known 100 minutes after its stamp, the 12:00 row is not yet known at 13:30: the 11:00 one.
+    assert run(strict, late)[1]["weather_temp"] == 30.0

@@ -10,12 +10,15 @@ Point-in-time correctness is built into each block:
   valid on the entity's day;
 * ``trailing`` aggregates use history rows from whole days *strictly before* the entity's
   day (``_ds``), joined per entity day, so a run over one day or many gives the same rows;
+  with ``known_at`` only the rows known by the start of the entity's day (at or before
+  local midnight): an outcome that lands later cannot reach the day's predictions;
 * ``intraday`` aggregates (micro-batch cadence only) use rows of the entity's *own* day
   whose ``known_at`` is at or before the entity's prediction time, the entity itself
   left out, so a day's rows known later cannot change them: features computed during
   the day with the rows so far equal those computed at its end;
-* ``asof`` takes the latest observation at or before the entity's prediction time
-  (event time minus the configured lead) and not older than ``max_age_minutes``.
+* ``asof`` takes the latest observation *known* at or before the entity's prediction time
+  (event time minus the configured lead; an observation stamped ``t`` is known at
+  ``t + known_after_minutes``) and not older than ``max_age_minutes``.
 
 Conventions: every input frame carries ``_ds`` (its partition's local day, a DateType);
 the entity frame also carries the entity key columns.
@@ -131,19 +134,30 @@ def trailing_features(
     key: list[str],
     history: DataFrame,
     trailing: TrailingFeatures,
+    *,
+    timezone: str = "UTC",
 ) -> DataFrame:
     """Aggregates per group over the ``w`` whole days before each entity's day.
 
     Feature names: ``<group>_<aggregate>_<w>d`` (e.g. ``route_delayed_rate_7d``). A group
-    with no rows in the window gets nulls.
+    with no rows in the window gets nulls. With ``trailing.known_at``, a history row
+    counts only if it was known at or before the start of the entity's day in
+    ``timezone``; a row whose ``known_at`` is null counts as never known.
     """
     days = entity.select(F.col(DS).alias("_for")).distinct()
+    condition_known = None
+    if trailing.known_at:
+        history = history.withColumn("_known_at", F.expr(trailing.known_at).cast("timestamp"))
+        days = days.withColumn(
+            "_day_start", F.to_utc_timestamp(F.col("_for").cast("timestamp"), timezone)
+        )
+        condition_known = history["_known_at"] <= days["_day_start"]
     out = features
     for window in trailing.windows_days:
-        in_window = history.join(
-            F.broadcast(days),
-            (history[DS] < days["_for"]) & (history[DS] >= F.date_sub(days["_for"], window)),
-        )
+        condition = (history[DS] < days["_for"]) & (history[DS] >= F.date_sub(days["_for"], window))
+        if condition_known is not None:
+            condition = condition & condition_known
+        in_window = history.join(F.broadcast(days), condition)
         for group, columns in trailing.groups.items():
             names = [f"{group}_{name}_{window}d" for name in trailing.aggregates]
             stats = (
@@ -256,10 +270,14 @@ def asof_features(
     o = other.select(
         *[F.col(c).alias(f"_o_{c}") for c in asof.join_on.values()],
         F.col(time_column).alias("_o_time"),
+        (
+            F.col(time_column)
+            + F.make_dt_interval(F.lit(0), F.lit(0), F.lit(asof.known_after_minutes))
+        ).alias("_o_known_at"),
         *[F.col(c).alias(f"{asof.dataset}_{c}") for c in asof.columns],
     )
     f = entity.select(*dict.fromkeys([*key, *asof.join_on.keys(), PREDICTION_TIME]))
-    condition = (o["_o_time"] <= f[PREDICTION_TIME]) & (
+    condition = (o["_o_known_at"] <= f[PREDICTION_TIME]) & (
         o["_o_time"]
         >= f[PREDICTION_TIME] - F.make_dt_interval(F.lit(0), F.lit(0), F.lit(asof.max_age_minutes))
     )
@@ -285,6 +303,7 @@ def compute_features(
     references: dict[str, DataFrame] | None = None,
     observations: dict[str, tuple[DataFrame, str]] | None = None,
     intraday: bool = False,
+    timezone: str = "UTC",
 ) -> DataFrame:
     """One feature row per entity row: the single code path for training and serving.
 
@@ -296,6 +315,7 @@ def compute_features(
         history: entity rows of earlier days (with ``_ds``) for ``trailing``.
         references: reference snapshot per dataset name, for ``lookups``.
         observations: (rows, time column) per events dataset name, for ``asof``.
+        timezone: the pipeline's timezone, where its days start (trailing windows).
         intraday: compute the ``intraday`` block (when configured): True on a micro-batch
             cadence (``PipelineConfig.micro_batch``). A daily run predicts before any row
             of its day is known, so its features have no intraday columns.
@@ -312,7 +332,7 @@ def compute_features(
     if config.trailing:
         if history is None:
             raise ValueError("trailing features need the entity history")
-        out = trailing_features(out, keyed, key, history, config.trailing)
+        out = trailing_features(out, keyed, key, history, config.trailing, timezone=timezone)
     for asof in config.asof:
         rows, time_column = observations[asof.dataset]
         out = asof_features(out, keyed, key, rows, asof, time_column)

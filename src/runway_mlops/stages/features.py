@@ -95,6 +95,7 @@ def feature_version(pipeline: PipelineConfig) -> str:
             "features": features,
             "key": entity.key,
             "columns": entity.columns,
+            "timezone": pipeline.timezone,  # where a day starts: trailing windows' cut-off
         },
         sort_keys=True,
     )
@@ -372,6 +373,7 @@ def _compute_group(
         references=references,
         observations=observations,
         intraday=pipeline.micro_batch,
+        timezone=pipeline.timezone,
     )
 
 
