@@ -5,9 +5,13 @@
 What a data scientist would write by hand for the reference pipeline, with the same
 feature definitions as ``config/pipelines/flights.yaml`` (daily cadence): schedule
 columns, the plane lookup, 7- and 28-day trailing delay statistics per carrier, origin,
-destination, route and tail number from whole days before the flight's day, and the
-latest weather at the origin at least 60 minutes before departure (at most 180 minutes
-old); label = arrived 15+ minutes late or not at all. Then LightGBM with the pipeline's
+destination, route and tail number from whole days before the flight's day, counting a
+flight once its outcome is known by the start of the day (landed + 60 minutes, else
+departure + 12 hours), and the latest weather at the origin published at least 60
+minutes before departure (a row is published 60 minutes after its stamp; at most 180
+minutes old); a cancelled flight's erased tail number borrowed from a flight of the same
+day, carrier and origin for the plane lookup and the tail windows; label = arrived 15+
+minutes late or not at all. Then LightGBM with the pipeline's
 parameters on January–September (the last 30 days for early stopping), scored on
 October–December. No validation, no lake, no tracking, no registry. Times each part and
 writes ``bench/results/plain_year.json`` (not committed).
@@ -25,6 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 LEAD = pd.Timedelta(minutes=60)
 MAX_AGE = pd.Timedelta(minutes=180)
+PUBLISHED_AFTER = pd.Timedelta(minutes=60)  # a weather row, after its stamp
 GROUPS = {
     "carrier": ["carrier"],
     "origin": ["origin"],
@@ -64,11 +69,30 @@ def features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame)
             "dest": f.dest,
         }
     )
-    plane = f[["tailnum", "year"]].merge(
-        planes[["tailnum", "year", "seats", "engines"]],
-        on="tailnum",
-        how="left",
-        suffixes=("", "_p"),
+    # A cancelled flight's erased tail: the tail of a flight of the same day, carrier and
+    # origin (the feature job picks by a hash of the key; any stable pick will do here).
+    tails = f[["year", "month", "day", "carrier", "origin", "tailnum"]].dropna()
+    donors = (
+        tails.drop_duplicates()
+        .sort_values("tailnum")
+        .groupby(["year", "month", "day", "carrier", "origin"])["tailnum"]
+        .agg(list)
+    )
+    keyed = f.join(donors.rename("_donors"), on=["year", "month", "day", "carrier", "origin"])
+    pick = [
+        d[hash((fl, m)) % len(d)] if isinstance(d, list) else None
+        for d, fl, m in zip(keyed._donors, keyed.flight, keyed.sched_dep_time, strict=True)
+    ]
+    f["tail_key"] = f.tailnum.where(f.tailnum.notna(), pd.Series(pick, index=f.index))
+    plane = (
+        f[["tail_key", "year"]]
+        .rename(columns={"tail_key": "tailnum"})
+        .merge(
+            planes[["tailnum", "year", "seats", "engines"]],
+            on="tailnum",
+            how="left",
+            suffixes=("", "_p"),
+        )
     )
     out["plane_age"] = (plane.year - plane.year_p).to_numpy()
     out["plane_seats"] = plane.seats.to_numpy()
@@ -77,28 +101,50 @@ def features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame)
     days = pd.date_range(f.day_date.min(), f.day_date.max(), freq="D")
     f["has_arr"] = f.arr_delay.notna().astype(int)
     f["arr_sum"] = f.arr_delay.fillna(0.0)
+    # When its outcome is known: landed + 60 minutes, else departure + 12 hours. A flight
+    # known by the start of the next (local) day counts from that day; a later one (known
+    # during the next day: all are known within 12 h) from the day after.
+    landed = f.arr_delay.notna()
+    after = np.where(landed, f.dep_delay.fillna(0) + f.air_time.fillna(0) + 60, 720)
+    known_at = f.event_time + pd.to_timedelta(after, unit="m")
+    next_start = (f.day_date + pd.Timedelta(days=1)).dt.tz_localize("America/New_York")
+    f["late"] = (known_at > next_start.dt.tz_convert("UTC")).to_numpy()
     row_day = days.get_indexer(f.day_date)
     for group, cols in GROUPS.items():
-        missing = f[cols].isna().any(axis=1).to_numpy()  # Spark joins no null keys
+        lookup = ["tail_key" if c == "tailnum" else c for c in cols]
+        missing = f[lookup].isna().any(axis=1).to_numpy()  # Spark joins no null keys
         key = f[cols].astype(str).agg("|".join, axis=1)
-        daily = (
-            f.assign(_g=key)
-            .groupby(["day_date", "_g"])
-            .agg(
-                n=("delayed", "size"),
-                d=("delayed", "sum"),
-                a=("arr_sum", "sum"),
-                h=("has_arr", "sum"),
+        row_key = f[lookup].astype(str).agg("|".join, axis=1)
+
+        def wide(rows: pd.Series, key: pd.Series = key) -> dict[str, pd.DataFrame]:
+            daily = (
+                f[rows]
+                .assign(_g=key[rows])
+                .groupby(["day_date", "_g"])
+                .agg(
+                    n=("delayed", "size"),
+                    d=("delayed", "sum"),
+                    a=("arr_sum", "sum"),
+                    h=("has_arr", "sum"),
+                )
             )
-        )
-        wide = {m: daily[m].unstack("_g").reindex(days).fillna(0.0) for m in "ndah"}
-        row_group = wide["n"].columns.get_indexer(key)
+            return {m: daily[m].unstack("_g").reindex(days).fillna(0.0) for m in "ndah"}
+
+        on_time, late = wide(~f.late), wide(f.late)
+        columns = on_time["n"].columns.union(late["n"].columns)
+        row_group = columns.get_indexer(row_key)
         for window in (7, 28):
-            # Whole days strictly before the flight's day: a rolling sum, shifted a day.
-            sums = {
-                m: t.rolling(window, min_periods=1).sum().shift(1).to_numpy()[row_day, row_group]
-                for m, t in wide.items()
-            }
+            # Whole days strictly before the flight's day: a rolling sum, shifted a day;
+            # the late rows of the day before are not known yet: shifted two days.
+            sums = {}
+            for m in "ndah":
+                early_sum = on_time[m].reindex(columns=columns, fill_value=0.0)
+                late_sum = late[m].reindex(columns=columns, fill_value=0.0)
+                known = early_sum.rolling(window, min_periods=1).sum().shift(1)
+                landed_late = late_sum.rolling(window - 1, min_periods=1).sum().shift(2)
+                total = known + landed_late.fillna(0.0)
+                values = total.to_numpy()[row_day, np.maximum(row_group, 0)]
+                sums[m] = np.where(row_group >= 0, values, 0.0)
             n = np.where(sums["n"] > 0, sums["n"], np.nan)
             h = np.where(sums["h"] > 0, sums["h"], np.nan)
             for name, values in (
@@ -111,10 +157,12 @@ def features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame)
     w = weather.copy()
     w["obs_time"] = pd.to_datetime(w.time_hour, utc=True)
     w = w.sort_values("obs_time")
+    w["known_time"] = w.obs_time + PUBLISHED_AFTER
     left = f[["origin", "prediction_time"]].reset_index().sort_values("prediction_time")
     joined = pd.merge_asof(
-        left, w[["origin", "obs_time", *WEATHER]], left_on="prediction_time",
-        right_on="obs_time", by="origin", direction="backward", tolerance=MAX_AGE,
+        left, w[["origin", "known_time", *WEATHER]], left_on="prediction_time",
+        right_on="known_time", by="origin", direction="backward",
+        tolerance=MAX_AGE - PUBLISHED_AFTER,  # at most 180 minutes after its stamp
     ).set_index("index").sort_index()  # fmt: skip
     for c in WEATHER:
         out[f"weather_{c}"] = joined[c].to_numpy()
