@@ -609,6 +609,11 @@ class TrainingConfig(_Model):
     early_stopping_rounds: int = Field(default=30, ge=1, le=100_000)
     tuning: TuningConfig | None = None
     seed: int = 42
+    #: ``platt``: the registered model's probabilities are recalibrated on the validation
+    #: days (two parameters; rankings unchanged); ``none``: the booster's own. On 2013
+    #: flights Platt scaling hurt (the level follows each month's delay rate, so a fit
+    #: on the validation month misleads the test months): see the README.
+    calibration: Literal["platt", "none"] = "none"
 
     @field_validator("schedule")
     @classmethod
@@ -687,6 +692,9 @@ class GatesConfig(_Model):
     #: (Holm) over the slice checks.
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     slices: list[SliceGate] = Field(default_factory=list)
+    #: Calibration: the expected calibration error (10 equal-count bins of the test
+    #: scores: the mean |predicted - realised rate|, weighted by rows) at most this.
+    max_calibration_error: float | None = Field(default=None, gt=0.0, le=1.0)
     #: Features that give the label away block the model (see :class:`LeakageScreen`).
     leakage: LeakageScreen = Field(default_factory=LeakageScreen)
     #: A floor that means something: a group-rate model the candidate must beat.

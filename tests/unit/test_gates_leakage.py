@@ -170,3 +170,46 @@ def test_the_decision_records_within_day_auc_with_its_interval() -> None:
         < ours["roc_auc_within_day_high"]
     )
     assert ours["roc_auc_low"] < ours["roc_auc"] < ours["roc_auc_high"]
+
+
+def test_platt_scaling_fixes_the_level_and_keeps_the_ranking() -> None:
+    """Scores that under-predict (as January's model did in April: 0.25 against 0.35)
+    are brought back to the realised rate on held-out days; ROC AUC is unchanged."""
+    from runway_mlops.training.metrics import calibration_error, roc_auc
+    from runway_mlops.training.model import fit_calibration
+    from runway_mlops.training.pyfunc_model import calibrate
+
+    rng = np.random.default_rng(8)
+    logit = rng.normal(-0.6, 1.0, 20000)
+    y = (rng.random(20000) < 1 / (1 + np.exp(-logit))).astype(int)
+    raw = 1 / (1 + np.exp(-(0.7 * logit - 0.8)))  # too low, too flat
+    spec = {"calibration": fit_calibration(y[:10000], raw[:10000])}
+    fixed = calibrate(raw[10000:], spec)
+    held_out = y[10000:]
+    assert calibration_error(held_out, raw[10000:]) > 0.08
+    assert calibration_error(held_out, fixed) < 0.02
+    assert abs(fixed.mean() - held_out.mean()) < 0.02
+    assert roc_auc(held_out, fixed) == pytest.approx(roc_auc(held_out, raw[10000:]))
+    assert np.array_equal(calibrate(raw, {}), raw)  # no calibration: the booster's own
+
+
+def test_a_miscalibrated_model_fails_the_calibration_gate() -> None:
+    test, y = _flights(seed=9, leak=False)
+    truth = 1 / (1 + np.exp(-(-1.3 + 0.08 * (test["dep_hour"] - 14) + 0.6 * test["weather"])))
+    config = GatesConfig(min_roc_auc=0.55, max_calibration_error=0.05)
+
+    def decide(p: np.ndarray) -> gates.Check:
+        decision = gates.evaluate(
+            config,
+            mode="enforce",
+            test=test,
+            y=y,
+            p_challenger=p,
+            train_positive_rate=float(y.mean()),
+            safety=gates.Safety(np.array([0.2]), 1.0, 1.0),
+        )
+        return {c.name: c for c in decision.checks}["max_calibration_error"]
+
+    assert decide(truth.to_numpy()).verdict == gates.PASS
+    low = decide((truth * 0.6).to_numpy())
+    assert low.verdict == gates.FAIL and "vs realised rate" in low.detail

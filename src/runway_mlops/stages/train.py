@@ -265,7 +265,7 @@ def train_candidate(
     import mlflow
 
     from runway_mlops.training.metrics import binary_metrics
-    from runway_mlops.training.model import feature_spec, predict, train_booster
+    from runway_mlops.training.model import feature_spec, fit_calibration, predict, train_booster
 
     training_set = TrainingSet.load(training_set_path)
     label = training_set.label
@@ -275,6 +275,12 @@ def train_candidate(
     started = time.perf_counter()
     booster, info = train_booster(train, validation, spec, label, candidate)
     train_seconds = time.perf_counter() - started
+    if pipeline.training is not None and pipeline.training.calibration == "platt":
+        calibration = fit_calibration(
+            validation[label].to_numpy(), predict(booster, validation, spec)
+        )
+        if calibration is not None:
+            spec["calibration"] = calibration
     valid_scores = predict(booster, validation, spec)
     valid_metrics = binary_metrics(validation[label].to_numpy(), valid_scores)
 

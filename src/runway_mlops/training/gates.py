@@ -414,6 +414,21 @@ def evaluate(
         checks.append(
             _at_least("min_roc_auc", challenger["roc_auc"], config.min_roc_auc, "ROC AUC", interval)
         )
+    if config.max_calibration_error is not None:
+        error = challenger["calibration_error"]
+        ok = error is not None and error <= config.max_calibration_error
+        shown = "undefined" if error is None else f"{error:.4f}"
+        checks.append(
+            Check(
+                "max_calibration_error",
+                error,
+                config.max_calibration_error,
+                PASS if ok else FAIL,
+                f"expected calibration error {shown} (mean score {float(p_challenger.mean()):.3f}"
+                f" vs realised rate {float(y.mean()):.3f}) vs ceiling "
+                f"{config.max_calibration_error:.4f}",
+            )
+        )
     if train is not None and y_train is not None:
         if config.baseline is not None:
             baseline_alpha = 1.0 - (config.baseline.confidence or config.confidence)

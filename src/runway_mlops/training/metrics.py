@@ -32,8 +32,23 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
     return float(roc_auc_score(y, p))
 
 
+def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float | None:
+    """Expected calibration error: the rows sorted by score in ``bins`` equal-count bins,
+    the mean |mean score - realised rate| weighted by rows. None without rows."""
+    import numpy as np
+
+    y = np.asarray(y, dtype="float64")
+    p = np.asarray(p, dtype="float64")
+    if not len(y) or not np.isfinite(p).all():
+        return None
+    order = np.argsort(p, kind="stable")
+    chunks = [c for c in np.array_split(order, min(bins, len(y))) if len(c)]
+    return float(sum(abs(y[c].mean() - p[c].mean()) * len(c) for c in chunks) / len(y))
+
+
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
-    """ROC AUC, log loss, Brier score, PR AUC (average precision) and the positive rate."""
+    """ROC AUC, log loss, Brier score, PR AUC (average precision), the positive rate and
+    the expected calibration error."""
     import numpy as np
     from sklearn.metrics import average_precision_score
 
@@ -48,6 +63,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
             float(average_precision_score(y, p)) if two_classes and np.isfinite(p).all() else None
         ),
         "positive_rate": float(np.mean(y)) if len(y) else None,
+        "calibration_error": calibration_error(y, p),
         "rows": float(len(y)),
     }
 

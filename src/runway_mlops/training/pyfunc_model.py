@@ -6,7 +6,8 @@ anywhere LightGBM and pandas are installed, without Runway. Keep it self-contain
 import of ``runway_mlops`` here.
 
 The input is the feature frame as the feature job writes it (strings for categorical
-columns); the output is the probability of the positive class. Categorical columns are
+columns); the output is the probability of the positive class, through the calibration
+fitted on the validation days when the spec has one. Categorical columns are
 mapped onto the categories seen in training, so an unseen value becomes missing rather
 than an error, and column order never matters.
 """
@@ -37,6 +38,23 @@ def prepare(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     return out
 
 
+def calibrate(raw: Any, spec: dict[str, Any]) -> Any:
+    """The booster's probabilities through the spec's calibration, if it has one.
+
+    ``{"method": "platt", "a": a, "b": b}``: ``sigmoid(a * logit(p) + b)``, fitted on the
+    validation days. Monotonic, so rankings (ROC AUC) are unchanged.
+    """
+    import numpy as np
+
+    calibration = spec.get("calibration")
+    p = np.asarray(raw, dtype="float64")
+    if not calibration:
+        return p
+    clipped = np.clip(p, 1e-7, 1 - 1e-7)
+    logit = np.log(clipped / (1 - clipped))
+    return 1 / (1 + np.exp(-(calibration["a"] * logit + calibration["b"])))
+
+
 class BoosterModel(PythonModel):
     """Probability of the positive class from a LightGBM booster and its feature spec."""
 
@@ -48,7 +66,7 @@ class BoosterModel(PythonModel):
             self.spec = json.load(handle)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
-        return self.booster.predict(prepare(model_input, self.spec))
+        return calibrate(self.booster.predict(prepare(model_input, self.spec)), self.spec)
 
 
 mlflow.models.set_model(BoosterModel())
