@@ -722,11 +722,23 @@ QualityMetric = Literal["roc_auc", "pr_auc", "log_loss", "brier"]
 LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
 
 
+class DecisionCosts(_Model):
+    """What a wrong decision costs, in any one unit: flagging a flight that is on time
+    (``false_positive``) and missing one that is late (``false_negative``)."""
+
+    false_positive: float = Field(gt=0.0, le=1e9)
+    false_negative: float = Field(gt=0.0, le=1e9)
+
+
 class InferenceConfig(_Model):
     """Batch scoring of each interval's feature partition (``<name>_inference``)."""
 
-    #: ``decision`` = 1 when the score is at least this.
+    #: ``decision`` = 1 when the score is at least this (for a model without its own).
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    #: With costs, each model's threshold is chosen at training, on its validation days,
+    #: to minimise the total cost of its decisions there; recorded with the version
+    #: (``runway.decision_threshold``) and used wherever it scores.
+    costs: DecisionCosts | None = None
     #: The model that scores a past date in a backfill: ``recorded`` = the champion in
     #: effect on that date (from the promotion history), ``champion`` = the current one.
     #: A run's ``model`` param overrides it (``recorded``, ``champion`` or a version).

@@ -105,6 +105,13 @@ def test_scoring_is_idempotent_carries_versions_and_keeps_shadows_apart(
     }
     features = Lake(settings.lake_dir).read_frame("features", pipeline.name, "flights", ds)
     assert len(lake_rows) == len(features)
+    # The version's own threshold, chosen from the shipped costs (1 : 3) at training.
+    client, _ = registry.connect(settings, pipeline)
+    tags = client.get_model_version(pipeline.model_name, "1").tags
+    chosen = float(tags["runway.decision_threshold"])
+    assert chosen != pipeline.inference.threshold
+    assert set(lake_rows["threshold"]) == {chosen}
+    assert (lake_rows["decision"] == (lake_rows["score"] >= chosen)).all()
 
     # Rerun: the same rows, nothing duplicated.
     score_day(settings, pipeline, ds)

@@ -213,3 +213,24 @@ def test_a_miscalibrated_model_fails_the_calibration_gate() -> None:
     assert decide(truth.to_numpy()).verdict == gates.PASS
     low = decide((truth * 0.6).to_numpy())
     assert low.verdict == gates.FAIL and "vs realised rate" in low.detail
+
+
+def test_the_threshold_from_costs_minimises_the_cost_and_follows_their_ratio() -> None:
+    from runway_mlops.training.metrics import cost_threshold
+
+    rng = np.random.default_rng(10)
+    p = rng.uniform(0, 1, 40000)
+    y = (rng.random(40000) < p).astype(int)  # calibrated scores
+    for fp_cost, fn_cost in ((1.0, 1.0), (1.0, 3.0), (4.0, 1.0)):
+        threshold, per_row = cost_threshold(y, p, fp_cost, fn_cost)
+        assert threshold == pytest.approx(fp_cost / (fp_cost + fn_cost), abs=0.03)
+
+        def cost(t: float, fp: float = fp_cost, fn: float = fn_cost) -> float:
+            flag = p >= t
+            return (fp * np.sum(flag & (y == 0)) + fn * np.sum(~flag & (y == 1))) / len(y)
+
+        assert per_row == pytest.approx(cost(threshold))
+        assert all(per_row <= cost(t) + 1e-12 for t in np.linspace(0, 1, 101))
+    # No flight is ever late: flagging nothing is free, so the threshold is above every score.
+    threshold, per_row = cost_threshold(np.zeros_like(y), p, 1.0, 3.0)
+    assert threshold > p.max() and per_row == 0.0

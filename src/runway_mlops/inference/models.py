@@ -43,12 +43,22 @@ class ResolvedModel:
     how: str  # how it was chosen, for the log and the manifest
     feature_version: str | None
     trained_until: dt.date | None
+    #: The decision threshold chosen for this version from the pipeline's costs (its
+    #: ``runway.decision_threshold`` tag); None: the pipeline's ``inference.threshold``.
+    threshold: float | None = None
 
 
-def _version_info(client: Any, name: str, version: str) -> tuple[str | None, dt.date | None]:
+def decision_threshold(tags: dict[str, str]) -> float | None:
+    value = tags.get("runway.decision_threshold")
+    return float(value) if value else None
+
+
+def _version_info(
+    client: Any, name: str, version: str
+) -> tuple[str | None, dt.date | None, float | None]:
     mv = client.get_model_version(name, version)
     tags = dict(mv.tags or {})
-    return tags.get("runway.feature_version"), trained_until(tags)
+    return tags.get("runway.feature_version"), trained_until(tags), decision_threshold(tags)
 
 
 def resolve_model(
@@ -90,8 +100,8 @@ def resolve_model(
         raise ConfigError(
             f"unknown model choice {choice!r}: expected 'champion', 'recorded' or a version number"
         )
-    feature_version, until = _version_info(client, name, version)
-    return ResolvedModel(name, version, alias, how, feature_version, until)
+    feature_version, until, threshold = _version_info(client, name, version)
+    return ResolvedModel(name, version, alias, how, feature_version, until, threshold)
 
 
 def shadow_models(
@@ -115,6 +125,7 @@ def shadow_models(
                 "the challenger alias",
                 challenger.tags.get("runway.feature_version"),
                 trained_until(challenger.tags),
+                decision_threshold(challenger.tags),
             )
         )
     previous = registry.aliased(client, name, registry.PREVIOUS)
@@ -136,6 +147,7 @@ def shadow_models(
                     f"the previous champion, during v{champion_version}'s probation from {start}",
                     previous.tags.get("runway.feature_version"),
                     trained_until(previous.tags),
+                    decision_threshold(previous.tags),
                 )
             )
     return found

@@ -141,8 +141,11 @@ def prediction_frame(
         pd.to_datetime(features["event_time"], utc=True) if "event_time" in features else pd.NaT
     )
     out["score"] = scores
-    out["decision"] = (scores >= inference.threshold).astype("int8")
-    out["threshold"] = inference.threshold
+    # The version's own threshold (chosen from the pipeline's costs at training), else the
+    # pipeline's fixed one.
+    threshold = chosen.threshold if chosen.threshold is not None else inference.threshold
+    out["decision"] = (scores >= threshold).astype("int8")
+    out["threshold"] = threshold
     out["model_name"] = chosen.name
     out["model_version"] = chosen.version
     out["role"] = role

@@ -264,7 +264,7 @@ def train_candidate(
     """Train one candidate and log it to MLflow; return its run id, model URI and metrics."""
     import mlflow
 
-    from runway_mlops.training.metrics import binary_metrics
+    from runway_mlops.training.metrics import binary_metrics, cost_threshold
     from runway_mlops.training.model import feature_spec, fit_calibration, predict, train_booster
 
     training_set = TrainingSet.load(training_set_path)
@@ -283,10 +283,19 @@ def train_candidate(
             spec["calibration"] = calibration
     valid_scores = predict(booster, validation, spec)
     valid_metrics = binary_metrics(validation[label].to_numpy(), valid_scores)
+    threshold_tags: dict[str, str] = {}
+    costs = pipeline.inference.costs if pipeline.inference is not None else None
+    if costs is not None:
+        threshold, per_row = cost_threshold(
+            validation[label].to_numpy(), valid_scores, costs.false_positive, costs.false_negative
+        )
+        threshold_tags["runway.decision_threshold"] = repr(threshold)
+        valid_metrics["decision_cost_per_row"] = per_row
 
     client, experiment_id = registry.connect(settings, pipeline)
     tags = lineage_tags(training_set, context, settings)
     tags["runway.candidate"] = str(candidate.index)
+    tags.update(threshold_tags)
     run_name = f"{pipeline.name}-{training_set.window.end}-c{candidate.index}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         mlflow.log_params(

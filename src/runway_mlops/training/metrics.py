@@ -73,3 +73,33 @@ def base_rate_metrics(y_test: np.ndarray, train_rate: float) -> dict[str, float 
     import numpy as np
 
     return binary_metrics(y_test, np.full(len(y_test), train_rate, dtype="float64"))
+
+
+def cost_threshold(
+    y: np.ndarray, p: np.ndarray, false_positive: float, false_negative: float
+) -> tuple[float, float]:
+    """The score threshold with the least total cost on ``y``, and that cost per row.
+
+    Every distinct score is a candidate (decision = score >= threshold); ties go to the
+    higher threshold (fewer flags). With calibrated scores the answer is near
+    ``false_positive / (false_positive + false_negative)``.
+    """
+    import numpy as np
+
+    y = np.asarray(y, dtype="float64")
+    p = np.asarray(p, dtype="float64")
+    if not len(y):
+        raise ValueError("no rows to choose a threshold on")
+    order = np.argsort(-p, kind="stable")
+    scores, labels = p[order], y[order]
+    # Flag the top k rows, k = 0..n: false positives and false negatives of each cut.
+    fp = np.concatenate([[0.0], np.cumsum(1 - labels)])
+    fn = labels.sum() - np.concatenate([[0.0], np.cumsum(labels)])
+    cost = false_positive * fp + false_negative * fn
+    # A cut may only fall between different scores (or at the ends).
+    valid = np.concatenate([[True], scores[:-1] != scores[1:], [True]])
+    cost = np.where(valid, cost, np.inf)
+    k = int(np.argmin(cost))
+    # k = 0 (flag nothing): just above the highest score.
+    threshold = float(np.nextafter(scores[0], np.inf)) if k == 0 else float(scores[k - 1])
+    return threshold, float(cost[k] / len(y))
