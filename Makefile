@@ -99,6 +99,7 @@ bench: setup  ## Every figure beside its bare reference: bench/results/latest.js
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/bench.txt
 	rm -f bench/results/*.json
 	$(BIN)/python bench/plain_year.py
+	$(BIN)/python bench/evaluation.py
 	$(BIN)/python bench/year_backfill.py --dag flights_features_backfill --from 2013-01-01 --to 2013-12-31 --end-to-end
 	$(BIN)/python bench/feature_backfill.py
 	$(BIN)/python bench/validation.py

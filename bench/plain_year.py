@@ -51,7 +51,10 @@ def load() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return flights, weather, planes
 
 
-def features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame) -> pd.DataFrame:
+def features(
+    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, *, borrow: bool = True
+) -> pd.DataFrame:
+    """The feature table (``borrow=False``: erased tails stay missing, the leak kept)."""
     f = flights.copy()
     f["day_date"] = pd.to_datetime(dict(year=f.year, month=f.month, day=f.day))
     f["event_time"] = pd.to_datetime(f.time_hour, utc=True) + pd.to_timedelta(f.minute, "m")
@@ -84,6 +87,8 @@ def features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame)
         for d, fl, m in zip(keyed._donors, keyed.flight, keyed.sched_dep_time, strict=True)
     ]
     f["tail_key"] = f.tailnum.where(f.tailnum.notna(), pd.Series(pick, index=f.index))
+    if not borrow:
+        f["tail_key"] = f.tailnum
     plane = (
         f[["tail_key", "year"]]
         .rename(columns={"tail_key": "tailnum"})
