@@ -301,15 +301,7 @@ def _latest_tables(rows: list[mstore.MetricRow], metric: str) -> str:
                 if r.metric == metric
                 else overall[(r.model_version, r.role, r.alias)].get("rows", r.rows)
             )
-    names = [
-        "roc_auc",
-        "pr_auc",
-        "log_loss",
-        "brier",
-        "positive_rate",
-        "mean_score",
-        "calibration_error",
-    ]
+    names = list(mstore.QUALITY)
     quality = _table(
         ["version", "role", "alias", "labelled rows", *names],
         [

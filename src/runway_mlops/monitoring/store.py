@@ -61,6 +61,17 @@ policy_decisions = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+#: Quality metrics recorded per model version and day (besides ``rows``), in report order.
+QUALITY = (
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "brier",
+    "positive_rate",
+    "mean_score",
+    "calibration_error",
+)
+
 
 def _engine(url: str) -> sa.Engine:
     return engine_with(url, metadata)

@@ -42,15 +42,7 @@ if TYPE_CHECKING:
     from runway_mlops.config import MonitoringConfig, PipelineConfig, PlatformSettings
 
 #: Quality metrics recorded per model version and day (besides ``rows``).
-QUALITY = (
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "brier",
-    "positive_rate",
-    "mean_score",
-    "calibration_error",
-)
+QUALITY = mstore.QUALITY
 
 
 #: A monitoring run's provenance is the one run context (policies act when it ``acts``).
