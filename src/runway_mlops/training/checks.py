@@ -69,9 +69,7 @@ def safety(model: Any, test: pd.DataFrame, spec: dict[str, Any], model_uri: str)
 
 def single_feature_baselines(training_set: TrainingSet, test: pd.DataFrame) -> dict[str, Any]:
     """The best single numeric feature as a ranking score on the test days (a naive model)."""
-    import pandas as pd
-
-    from runway_mlops.training.metrics import roc_auc
+    from runway_mlops.training.metrics import single_feature_auc
 
     y = test[training_set.label].to_numpy()
     categorical = set(training_set.lineage["categorical"])
@@ -79,13 +77,10 @@ def single_feature_baselines(training_set: TrainingSet, test: pd.DataFrame) -> d
     for column in training_set.features:
         if column in categorical:
             continue
-        values = pd.to_numeric(test[column], errors="coerce")
-        if values.isna().all():
-            continue  # e.g. a 28-day window with no history yet
-        auc = roc_auc(y, values.fillna(values.median()).to_numpy())
+        # None: e.g. a 28-day window with no history yet
+        auc = single_feature_auc(test[column], y)
         if auc is None:
             continue
-        auc = max(auc, 1 - auc)  # a feature may rank either way
         if best["roc_auc"] is None or auc > best["roc_auc"]:
             best = {"feature": column, "roc_auc": auc}
     return best

@@ -209,10 +209,9 @@ def leakage_checks(
     the purest set of rows where a feature is missing.
     """
     import numpy as np
-    import pandas as pd
 
     from runway_mlops.training import stats
-    from runway_mlops.training.metrics import roc_auc
+    from runway_mlops.training.metrics import roc_auc, single_feature_auc
 
     y = np.asarray(y_train).astype("int64")
     singles: list[tuple[float, str]] = []
@@ -236,12 +235,9 @@ def leakage_checks(
             # Purer than the rest, and pure: missingness caused by the outcome.
             nulls.append((low if rest < screen.max_null_purity else 0.0, text))
         if screen.max_single_feature_auc is not None and column not in categorical:
-            numeric = pd.to_numeric(values, errors="coerce")
-            if numeric.notna().any():
-                auc = roc_auc(y, numeric.fillna(numeric.median()).to_numpy())
-                if auc is not None:
-                    auc = max(auc, 1 - auc)  # a feature may rank either way
-                    singles.append((auc, f"{column}: ROC AUC {auc:.3f} alone"))
+            auc = single_feature_auc(values, y)
+            if auc is not None:
+                singles.append((auc, f"{column}: ROC AUC {auc:.3f} alone"))
     checks: list[Check] = []
     for name, found, bound, what in (
         ("leakage_single_feature", singles, screen.max_single_feature_auc, "ranks the label"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,6 +44,18 @@ def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float | N
     order = np.argsort(p, kind="stable")
     chunks = [c for c in np.array_split(order, min(bins, len(y))) if len(c)]
     return float(sum(abs(y[c].mean() - p[c].mean()) * len(c) for c in chunks) / len(y))
+
+
+def single_feature_auc(values: Any, y: np.ndarray) -> float | None:
+    """One feature as a score: ROC AUC either way (max of AUC and 1 - AUC), missing values
+    at the median; None when the feature has no number or the AUC is undefined."""
+    import pandas as pd
+
+    numeric = pd.to_numeric(values, errors="coerce")
+    if not numeric.notna().any():
+        return None
+    auc = roc_auc(y, numeric.fillna(numeric.median()).to_numpy())
+    return None if auc is None else max(auc, 1 - auc)
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
