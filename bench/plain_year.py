@@ -7,11 +7,13 @@ feature definitions as ``config/pipelines/flights.yaml`` (daily cadence): schedu
 columns, the plane lookup, 7- and 28-day trailing delay statistics per carrier, origin,
 destination, route and tail number from whole days before the flight's day, counting a
 flight once its outcome is known by the start of the day (landed + 60 minutes, else
-departure + 12 hours), and the latest weather at the origin published at least 60
+departure + 12 hours), every flight predicted at the local start of its day (the daily
+rule, so no same-day weather); a cancelled flight's erased tail number borrowed from a
+flight of the same day, carrier and origin for the plane lookup and the tail windows;
+label = arrived 15+ minutes late or not at all. ``features(..., prediction="lead")``
+adds the micro-batch rule: the latest weather at the origin published at least 60
 minutes before departure (a row is published 60 minutes after its stamp; at most 180
-minutes old); a cancelled flight's erased tail number borrowed from a flight of the same
-day, carrier and origin for the plane lookup and the tail windows; label = arrived 15+
-minutes late or not at all. Then LightGBM with the pipeline's
+minutes old). Then LightGBM with the pipeline's
 parameters on January–September (the last 30 days for early stopping), scored on
 October–December. No validation, no lake, no tracking, no registry. Times each part and
 writes ``bench/results/plain_year.json`` (not committed).
@@ -28,6 +30,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 LEAD = pd.Timedelta(minutes=60)
+TIMEZONE = "America/New_York"
 MAX_AGE = pd.Timedelta(minutes=180)
 PUBLISHED_AFTER = pd.Timedelta(minutes=60)  # a weather row, after its stamp
 GROUPS = {
@@ -52,13 +55,30 @@ def load() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 def features(
-    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, *, borrow: bool = True
+    flights: pd.DataFrame,
+    weather: pd.DataFrame,
+    planes: pd.DataFrame,
+    *,
+    borrow: bool = True,
+    prediction: str = "day_start",
 ) -> pd.DataFrame:
-    """The feature table (``borrow=False``: erased tails stay missing, the leak kept)."""
+    """The feature table (``borrow=False``: erased tails stay missing, the leak kept).
+
+    ``prediction``: when each flight is predicted — ``day_start``, the shipped daily
+    rule (the local start of the flight's day, or an hour before departure if earlier:
+    the weather is left out, as ``skip_at_day_start`` says), or ``lead`` (an hour
+    before departure with the weather then known: the micro-batch rule, here without
+    the same-day outcomes that path adds; on a daily cadence, ``daily_prediction: as_of``).
+    """
     f = flights.copy()
     f["day_date"] = pd.to_datetime(dict(year=f.year, month=f.month, day=f.day))
     f["event_time"] = pd.to_datetime(f.time_hour, utc=True) + pd.to_timedelta(f.minute, "m")
     f["prediction_time"] = f.event_time - LEAD
+    if prediction == "day_start":
+        start = f.day_date.dt.tz_localize(TIMEZONE).dt.tz_convert("UTC")
+        f["prediction_time"] = f.prediction_time.where(f.prediction_time < start, start)
+    elif prediction != "lead":
+        raise ValueError(f"prediction must be day_start or lead, not {prediction!r}")
     f["delayed"] = ((f.arr_delay >= 15) | f.arr_delay.isna()).astype(int)
     out = pd.DataFrame(
         {
@@ -159,6 +179,8 @@ def features(
             ):
                 out[f"{group}_{name}_{window}d"] = np.where(missing, np.nan, values)
 
+    if prediction == "day_start":
+        return _finish(out, f)
     w = weather.copy()
     w["obs_time"] = pd.to_datetime(w.time_hour, utc=True)
     w = w.sort_values("obs_time")
@@ -171,6 +193,10 @@ def features(
     ).set_index("index").sort_index()  # fmt: skip
     for c in WEATHER:
         out[f"weather_{c}"] = joined[c].to_numpy()
+    return _finish(out, f)
+
+
+def _finish(out: pd.DataFrame, f: pd.DataFrame) -> pd.DataFrame:
     for c in ("carrier", "origin", "dest"):
         out[c] = out[c].astype("category")
     out["_day"] = f.day_date.to_numpy()

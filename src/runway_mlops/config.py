@@ -473,6 +473,9 @@ class AsofFeatures(_Model):
     max_age_minutes: int = Field(default=180, ge=1, le=MAX_WAIT_MINUTES)
     known_after_minutes: int = Field(default=0, ge=0, le=MAX_WAIT_MINUTES)
     columns: list[str] = Field(min_length=1)
+    #: Left out where a day is predicted at its start (see ``daily_prediction``): the
+    #: latest row is then one value per day and origin (hourly weather at midnight).
+    skip_at_day_start: bool = False
 
 
 class MissingKey(_Model):
@@ -499,6 +502,12 @@ class FeaturesConfig(_Model):
     event_time: str
     #: Features may only use what was known this long before ``event_time``.
     prediction_lead_minutes: int = Field(default=60, ge=0, le=MAX_WAIT_MINUTES)
+    #: When a daily run predicts. ``day_start``: the whole day at its local start (or
+    #: ``prediction_lead_minutes`` before an event if earlier), what a run at midnight
+    #: can do. ``as_of``: each row ``prediction_lead_minutes`` before its event, as a
+    #: micro-batch run does; on a daily cadence the run happens after the day, so this
+    #: scores past days "as of" an hour ahead: an evaluation, not a usable prediction.
+    daily_prediction: Literal["day_start", "as_of"] = "day_start"
     columns: dict[str, str] = Field(default_factory=dict)
     lookups: list[LookupFeatures] = Field(default_factory=list)
     trailing: TrailingFeatures | None = None
@@ -509,6 +518,15 @@ class FeaturesConfig(_Model):
     missing_keys: list[MissingKey] = Field(default_factory=list)
     #: How long a build waits for the earlier days its windows read to be validated.
     wait_for_history_minutes: int = Field(default=360, ge=1, le=MAX_WAIT_MINUTES)
+
+    def at_day_start(self, *, micro_batch: bool) -> bool:
+        """Whether rows are predicted at their day's start (a daily ``day_start`` run)."""
+        return not micro_batch and self.daily_prediction == "day_start"
+
+    def asof_blocks(self, *, micro_batch: bool) -> list[AsofFeatures]:
+        """The ``asof`` blocks computed on this cadence (see ``skip_at_day_start``)."""
+        day_start = self.at_day_start(micro_batch=micro_batch)
+        return [a for a in self.asof if not (day_start and a.skip_at_day_start)]
 
     @model_validator(mode="after")
     def _intraday_names_are_free(self) -> FeaturesConfig:
@@ -1149,7 +1167,11 @@ class PipelineConfig(_Model):
                 for group in trailing.groups
                 for aggregate in trailing.aggregates
             ]
-        names += [f"{asof.dataset}_{c}" for asof in features.asof for c in asof.columns]
+        names += [
+            f"{asof.dataset}_{c}"
+            for asof in features.asof_blocks(micro_batch=self.micro_batch)
+            for c in asof.columns
+        ]
         if self.micro_batch and features.intraday:
             names += features.intraday.feature_names
         return names

@@ -195,7 +195,10 @@ def test_a_column_that_does_not_exist_is_refused(
 def test_the_feature_columns_a_block_names_are_the_produced_ones() -> None:
     pipeline = load_pipeline(REFERENCE)
     assert "route_delayed_rate_28d" in pipeline.model_features
-    assert "weather_visib" in pipeline.model_features
+    # The weather an hour ahead is a micro-batch feature: the daily run predicts at midnight.
+    assert "weather_visib" not in pipeline.model_features
+    micro = pipeline.model_copy(update={"cadence": "*/5 * * * *"})
+    assert "weather_visib" in micro.model_features
     assert "flight" not in pipeline.model_features  # a key column, not a feature
     assert "flight" in pipeline.feature_columns
 

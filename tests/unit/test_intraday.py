@@ -49,8 +49,8 @@ def _flight(flight, hour, minute=0, delay=0.0, tail="N1", origin="EWR", day=5):
     )
 
 
-def _compute(entity, config=CONFIG, *, intraday=True):
-    out = compute_features(entity, KEY, config, feature_version="v1", intraday=intraday)
+def _compute(entity, config=CONFIG, *, micro_batch=True):
+    out = compute_features(entity, KEY, config, feature_version="v1", micro_batch=micro_batch)
     return {r["flight"]: r.asDict() for r in out.collect()}
 
 
@@ -136,12 +136,16 @@ def test_a_day_so_far_gives_the_same_features_as_the_whole_day(spark) -> None:
 
 def test_daily_cadence_has_no_intraday_columns(day) -> None:
     without_block = FeaturesConfig.model_validate(BASE)
-    daily = _compute(day, intraday=False)
-    plain = _compute(day, without_block, intraday=False)
+    daily = _compute(day, micro_batch=False)
+    plain = _compute(day, without_block, micro_batch=False)
     assert daily == plain
     micro = _compute(day)
     assert set(micro[4]) - set(daily[4]) == set(NAMES)
-    assert {k: micro[4][k] for k in daily[4]} == daily[4]
+    # The same row but for when it is predicted: an hour ahead, or at the day's start.
+    assert micro[4]["prediction_time"] == dt.datetime(2013, 1, 5, 9, 0)
+    assert daily[4]["prediction_time"] == dt.datetime(2013, 1, 5, 0, 0)
+    same = {k for k in daily[4] if k != "prediction_time"}
+    assert {k: micro[4][k] for k in same} == {k: daily[4][k] for k in same}
 
 
 def test_feature_version_depends_on_the_cadence(flights_pipeline) -> None:
@@ -157,4 +161,9 @@ def test_feature_version_depends_on_the_cadence(flights_pipeline) -> None:
     micro_without = PipelineConfig.model_validate(
         {**data, "features": features, "cadence": "*/5 * * * *"}
     )
-    assert feature_version(micro_without) == feature_version(flights_pipeline)
+    # Even without it, micro-batch rows are predicted an hour ahead, daily ones at midnight.
+    assert feature_version(micro_without) != feature_version(daily_without)
+    as_of = PipelineConfig.model_validate(
+        {**data, "features": {**features, "daily_prediction": "as_of"}}
+    )
+    assert feature_version(micro_without) == feature_version(as_of)

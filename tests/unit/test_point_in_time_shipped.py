@@ -6,8 +6,10 @@ again in a "later" world where everything not known at 11:30 has changed: every 
 column of the day's own flights, the outcomes of earlier flights not yet known at the
 day's start (late flights of the 28th), and every weather row not yet published by
 11:30 (the row stamped 11:00 holds the 11:51 observation). The features of each flight
-predicted by 11:30 must not move. Then each rule is taken
-away in turn, to show the comparison catches what it guards against.
+predicted by 11:30 must not move, on both cadences: the daily run predicts the whole day
+at midnight (every flight), a micro-batch run each flight an hour before departure (its
+same-day block is tested in ``test_intraday.py`` and left out here). Then each rule is
+taken away in turn, to show the comparison catches what it guards against.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ def _later(real: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return {"flights": flights, "weather": weather, "planes": real["planes"]}
 
 
+def _micro_batch(pipeline):
+    """The shipped pipeline on a micro-batch cadence, without its same-day block."""
+    features = pipeline.features.model_copy(update={"intraday": None})
+    return pipeline.model_copy(update={"cadence": "*/5 * * * *", "features": features})
+
+
 def _features(spark, pipeline, data: dict[str, pd.DataFrame]) -> pd.DataFrame:
     flights = data["flights"]
     key = pipeline.datasets["flights"].key
@@ -83,19 +91,37 @@ def _features(spark, pipeline, data: dict[str, pd.DataFrame]) -> pd.DataFrame:
         history=_spark_frame(spark, flights[flights[DS] < DAY]),
         references={"planes": _spark_frame(spark, data["planes"])},
         observations={"weather": (_spark_frame(spark, data["weather"]), "time_hour")},
+        micro_batch=pipeline.micro_batch,
         timezone=pipeline.timezone,
     ).toPandas()
     predicted_by_cut = pd.to_datetime(out["prediction_time"]).dt.tz_localize("UTC") <= CUT
     return out[predicted_by_cut].sort_values(key).reset_index(drop=True)
 
 
+@pytest.mark.parametrize("cadence", ["daily", "micro-batch"])
 def test_nothing_known_after_the_cut_reaches_a_prediction_made_before_it(
+    spark, flights_pipeline, real, cadence
+) -> None:
+    pipeline = flights_pipeline if cadence == "daily" else _micro_batch(flights_pipeline)
+    before = _features(spark, pipeline, real)
+    assert len(before) > 300
+    after = _features(spark, pipeline, _later(real))
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_the_daily_run_predicts_every_flight_at_the_day_s_start(
     spark, flights_pipeline, real
 ) -> None:
-    before = _features(spark, flights_pipeline, real)
-    assert len(before) > 300
-    after = _features(spark, flights_pipeline, _later(real))
-    pd.testing.assert_frame_equal(before, after)
+    """Midnight in New York: the weather of the day is not known yet, so the daily
+    features have none (``skip_at_day_start``); the micro-batch ones have it."""
+    daily = _features(spark, flights_pipeline, real)
+    flights = real["flights"]
+    assert len(daily) == (flights[DS] == DAY).sum()  # every flight, all predicted by 11:30
+    midnight = pd.Timestamp("2013-01-29 05:00")
+    assert (pd.to_datetime(daily["prediction_time"]) <= midnight).all()
+    assert not any(c.startswith("weather_") for c in daily.columns)
+    hourly = _features(spark, _micro_batch(flights_pipeline), real)
+    assert hourly["weather_temp"].notna().mean() > 0.9
 
 
 def test_the_comparison_catches_a_weather_row_used_before_it_was_published(
@@ -104,9 +130,10 @@ def test_the_comparison_catches_a_weather_row_used_before_it_was_published(
     """The row stamped 11:00 holds the 11:51 observation, usable from 12:00: without
     ``known_after_minutes`` the flights predicted between 11:00 and 11:30 read it."""
     later = _later(real)
-    asof = flights_pipeline.features.asof[0].model_copy(update={"known_after_minutes": 0})
-    stamped = flights_pipeline.model_copy(
-        update={"features": flights_pipeline.features.model_copy(update={"asof": [asof]})}
+    micro = _micro_batch(flights_pipeline)
+    asof = micro.features.asof[0].model_copy(update={"known_after_minutes": 0})
+    stamped = micro.model_copy(
+        update={"features": micro.features.model_copy(update={"asof": [asof]})}
     )
     assert (_features(spark, stamped, real)["weather_temp"] != -50.0).all()
     moved = _features(spark, stamped, later)

@@ -87,7 +87,7 @@ def inputs(spark):
     return entity, history, planes, weather
 
 
-def _compute(entity, history, planes, weather):
+def _compute(entity, history, planes, weather, *, micro_batch=True):
     out = compute_features(
         entity,
         KEY,
@@ -96,6 +96,7 @@ def _compute(entity, history, planes, weather):
         history=history,
         references={"planes": planes},
         observations={"weather": (weather, "time_hour")},
+        micro_batch=micro_batch,
     )
     return {r["flight"]: r.asDict() for r in out.collect()}
 
@@ -128,6 +129,34 @@ def test_point_in_time(spark, inputs) -> None:
     # ... while data from before the prediction time does change them (the test can fail).
     earlier_weather = weather.unionByName(spark.createDataFrame([_wx(5, 13, -50.0)]))
     assert _compute(entity, history, planes, earlier_weather)[1]["weather_temp"] == -50.0
+
+
+def test_a_daily_run_predicts_the_whole_day_at_its_start(spark, inputs) -> None:
+    """Daily cadence: every flight of the day is predicted at the day's local start (here
+    UTC), so the weather is the latest row before midnight, and nothing of the day."""
+    entity, history, planes, weather = inputs
+    night = weather.unionByName(spark.createDataFrame([_wx(4, 23, 5.0)]))
+    daily = _compute(entity, history, planes, night, micro_batch=False)
+    assert {r["prediction_time"] for r in daily.values()} == {dt.datetime(2013, 1, 5)}
+    assert daily[1]["weather_temp"] == daily[2]["weather_temp"] == 5.0
+    hourly = _compute(entity, history, planes, night)
+    assert hourly[1]["weather_temp"] == 31.0  # the micro-batch rule: an hour ahead
+    # The windows do not depend on the prediction time: whole days before the day.
+    assert daily[1]["carrier_flights_3d"] == hourly[1]["carrier_flights_3d"] == 2
+    # A block marked micro-batch only is left out of the daily features.
+    only = CONFIG.model_copy(
+        update={"asof": [CONFIG.asof[0].model_copy(update={"skip_at_day_start": True})]}
+    )
+    out = compute_features(
+        entity,
+        KEY,
+        only,
+        feature_version="v1",
+        history=history,
+        references={"planes": planes},
+        observations={"weather": (night, "time_hour")},
+    )
+    assert "weather_temp" not in out.columns and "plane_age" in out.columns
 
 
 def test_labels_carry_the_outcome_and_when_it_became_known(inputs) -> None:
@@ -185,6 +214,7 @@ def test_a_key_erased_after_the_fact_is_borrowed_for_lookups_and_windows_only(sp
             history=history,
             references={"planes": planes},
             observations={"weather": (weather, "time_hour")},
+            micro_batch=True,
         )
         return {r["flight"]: r.asDict() for r in out.collect()}
 
@@ -224,6 +254,7 @@ def test_only_what_is_known_by_prediction_time_counts(spark, inputs) -> None:
             history=hist,
             references={"planes": planes},
             observations={"weather": (weather, "time_hour")},
+            micro_batch=True,
         )
         return {r["flight"]: r.asDict() for r in out.collect()}
 

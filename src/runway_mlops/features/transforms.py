@@ -17,8 +17,14 @@ Point-in-time correctness is built into each block:
   left out, so a day's rows known later cannot change them: features computed during
   the day with the rows so far equal those computed at its end;
 * ``asof`` takes the latest observation *known* at or before the entity's prediction time
-  (event time minus the configured lead; an observation stamped ``t`` is known at
-  ``t + known_after_minutes``) and not older than ``max_age_minutes``.
+  (an observation stamped ``t`` is known at ``t + known_after_minutes``) and not older
+  than ``max_age_minutes``.
+
+The prediction time depends on the cadence (:func:`with_times`): a micro-batch run
+scores a flight ``prediction_lead_minutes`` before its event; a daily run scores the
+whole day at its local start (or earlier, for an event within the lead of midnight),
+unless ``daily_prediction: as_of`` asks for the micro-batch rule on past days.
+
 
 Conventions: every input frame carries ``_ds`` (its partition's local day, a DateType);
 the entity frame also carries the entity key columns.
@@ -50,12 +56,23 @@ OUTCOME_KNOWN_AT = "outcome_known_at"
 DS = "_ds"
 
 
-def with_times(entity: DataFrame, config: FeaturesConfig) -> DataFrame:
-    """Add ``event_time`` (from the configured expression) and ``prediction_time``."""
+def with_times(
+    entity: DataFrame, config: FeaturesConfig, *, micro_batch: bool, timezone: str
+) -> DataFrame:
+    """Add ``event_time`` (from the configured expression) and ``prediction_time``.
+
+    The prediction time is when the prediction is made: ``prediction_lead_minutes``
+    before the event on a micro-batch cadence; on a daily cadence the local start of the
+    entity's day (``_ds`` in ``timezone``), when the day's run scores its schedule, or
+    the lead before the event if that is earlier (``FeaturesConfig.daily_prediction``).
+    """
     lead = F.make_dt_interval(F.lit(0), F.lit(0), F.lit(config.prediction_lead_minutes))
-    return entity.withColumn(EVENT_TIME, F.expr(config.event_time).cast("timestamp")).withColumn(
-        PREDICTION_TIME, F.col(EVENT_TIME) - lead
-    )
+    timed = entity.withColumn(EVENT_TIME, F.expr(config.event_time).cast("timestamp"))
+    ahead = F.col(EVENT_TIME) - lead
+    if not config.at_day_start(micro_batch=micro_batch):
+        return timed.withColumn(PREDICTION_TIME, ahead)
+    day_start = F.to_utc_timestamp(F.col(DS).cast("timestamp"), timezone)
+    return timed.withColumn(PREDICTION_TIME, F.least(ahead, day_start))
 
 
 def base_columns(entity: DataFrame, key: list[str], config: FeaturesConfig) -> DataFrame:
@@ -302,7 +319,7 @@ def compute_features(
     history: DataFrame | None = None,
     references: dict[str, DataFrame] | None = None,
     observations: dict[str, tuple[DataFrame, str]] | None = None,
-    intraday: bool = False,
+    micro_batch: bool = False,
     timezone: str = "UTC",
 ) -> DataFrame:
     """One feature row per entity row: the single code path for training and serving.
@@ -315,14 +332,18 @@ def compute_features(
         history: entity rows of earlier days (with ``_ds``) for ``trailing``.
         references: reference snapshot per dataset name, for ``lookups``.
         observations: (rows, time column) per events dataset name, for ``asof``.
-        timezone: the pipeline's timezone, where its days start (trailing windows).
-        intraday: compute the ``intraday`` block (when configured): True on a micro-batch
-            cadence (``PipelineConfig.micro_batch``). A daily run predicts before any row
-            of its day is known, so its features have no intraday columns.
+        timezone: the pipeline's timezone, where its days start (trailing windows, the
+            daily prediction time).
+        micro_batch: the cadence is micro-batch (``PipelineConfig.micro_batch``): each
+            row is predicted ``prediction_lead_minutes`` before its event, with the
+            ``intraday`` block. A daily run predicts before any row of its day is known:
+            no intraday columns; with ``daily_prediction: day_start`` (the default) the
+            whole day at its start, without the ``asof`` blocks marked
+            ``skip_at_day_start``.
     """
     references = references or {}
     observations = observations or {}
-    timed = with_times(entity, config)
+    timed = with_times(entity, config, micro_batch=micro_batch, timezone=timezone)
     out = base_columns(timed, key, config)
     # The entity as it was known before the fact, for what it joins on; the history rows
     # (and the same-day rows of intraday aggregates) keep the feed's values.
@@ -333,10 +354,10 @@ def compute_features(
         if history is None:
             raise ValueError("trailing features need the entity history")
         out = trailing_features(out, keyed, key, history, config.trailing, timezone=timezone)
-    for asof in config.asof:
+    for asof in config.asof_blocks(micro_batch=micro_batch):
         rows, time_column = observations[asof.dataset]
         out = asof_features(out, keyed, key, rows, asof, time_column)
-    if intraday and config.intraday:
+    if micro_batch and config.intraday:
         # Last, so a micro-batch partition is the daily one plus these columns.
         out = intraday_features(out, keyed, key, config.intraday, others=timed)
     return out.withColumn("feature_version", F.lit(feature_version))
@@ -352,7 +373,7 @@ def label_rows(
     falls inside its window.
     """
     known_after = F.make_dt_interval(F.lit(0), F.lit(0), F.lit(label.available_after_minutes))
-    timed = with_times(entity, config)
+    timed = entity.withColumn(EVENT_TIME, F.expr(config.event_time).cast("timestamp"))
     return timed.select(
         *[F.col(k) for k in key],
         F.col(EVENT_TIME),

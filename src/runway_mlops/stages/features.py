@@ -80,9 +80,10 @@ def spark_session(master: str | None = None, app_name: str = "runway") -> SparkS
 def feature_version(pipeline: PipelineConfig) -> str:
     """A hash of the feature definitions: the config block, the entity schema and the code.
 
-    The ``intraday`` block counts only on a micro-batch cadence, where it is computed:
-    the daily and the micro-batch features of one pipeline are different versions, and
-    a daily pipeline's version does not change with a block it does not use.
+    The cadence counts: the daily and the micro-batch features of one pipeline are
+    different versions (another prediction time, the ``intraday`` block, the as-of
+    blocks skipped at the day's start), and a daily pipeline's version does not change
+    with a block it does not compute.
     """
     from runway_mlops.features import transforms
 
@@ -90,6 +91,12 @@ def feature_version(pipeline: PipelineConfig) -> str:
     features = pipeline.features.model_dump(mode="json")
     if not (pipeline.micro_batch and pipeline.features.intraday):
         del features["intraday"]
+    features["asof"] = [
+        a.model_dump(mode="json")
+        for a in pipeline.features.asof_blocks(micro_batch=pipeline.micro_batch)
+    ]
+    day_start = pipeline.features.at_day_start(micro_batch=pipeline.micro_batch)
+    features["daily_prediction"] = "day_start" if day_start else "as_of"
     payload = json.dumps(
         {
             "features": features,
@@ -205,7 +212,7 @@ def _earlier_days_read(pipeline: PipelineConfig, ds: dt.date) -> dict[str, list[
         read.setdefault(features.entity, set()).update(
             ds - dt.timedelta(days=i) for i in range(1, longest + 1)
         )
-    for asof in features.asof:
+    for asof in features.asof_blocks(micro_batch=pipeline.micro_batch):
         reach = dt.timedelta(minutes=asof.max_age_minutes + features.prediction_lead_minutes)
         read.setdefault(asof.dataset, set()).update(
             ds - dt.timedelta(days=i) for i in range(1, reach.days + 2)
@@ -276,7 +283,8 @@ def _plan_inputs(lake: Lake, pipeline: PipelineConfig, days: list[dt.date]) -> l
     name = pipeline.name
     entity_days = set(lake.partitions("validated", name, features.entity))
     snapshots = {d: lake.partitions("validated", name, d) for d in _lookup_datasets(pipeline)}
-    observed = {a.dataset: lake.partitions("validated", name, a.dataset) for a in features.asof}
+    asofs = features.asof_blocks(micro_batch=pipeline.micro_batch)
+    observed = {a.dataset: lake.partitions("validated", name, a.dataset) for a in asofs}
     plans = []
     for ds in days:
         plan = _DayInputs(ds)
@@ -289,7 +297,7 @@ def _plan_inputs(lake: Lake, pipeline: PipelineConfig, days: list[dt.date]) -> l
             # The latest validated snapshot on or before the day (missing_feature_inputs
             # has made sure there is one).
             plan.snapshots[dataset] = available[bisect.bisect_right(available, ds) - 1]
-        for asof in features.asof:
+        for asof in asofs:
             reach = dt.timedelta(minutes=asof.max_age_minutes + features.prediction_lead_minutes)
             first = ds - dt.timedelta(days=reach.days + 1)
             plan.observations[asof.dataset] = [
@@ -356,7 +364,7 @@ def _compute_group(
         for dataset, snapshot in plans[0].snapshots.items()
     }
     observations = {}
-    for asof in features.asof:
+    for asof in features.asof_blocks(micro_batch=pipeline.micro_batch):
         time_column = pipeline.datasets[asof.dataset].event_time
         assert time_column is not None
         days = union(d for p in plans for d in p.observations[asof.dataset])
@@ -372,7 +380,7 @@ def _compute_group(
         history=history,
         references=references,
         observations=observations,
-        intraday=pipeline.micro_batch,
+        micro_batch=pipeline.micro_batch,
         timezone=pipeline.timezone,
     )
 
