@@ -781,6 +781,14 @@ class DriftMonitorConfig(_Model):
     features: list[str] = Field(default_factory=list)
     psi_warn: float = Field(default=0.1, gt=0)
     psi_alert: float = Field(default=0.25, gt=0)
+    #: A day's PSI is over its rows and those of the days before it, this many in all.
+    pooled_days: int = Field(default=7, ge=1, le=MAX_DAYS)
+    #: Raise a column's thresholds to this many times its largest pooled PSI over the
+    #: model's validation days (null: the fixed thresholds alone).
+    calibration_margin: float | None = Field(default=1.5, ge=1)
+    #: Numeric features with at least this share of their variance between days (the
+    #: weekday, the month) are recorded but never alert (null: none is left out).
+    day_level_share: float | None = Field(default=0.9, gt=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftMonitorConfig:
@@ -797,6 +805,9 @@ class RetrainPolicy(_Model):
     threshold: float | None = Field(default=None, ge=0)
     breaches: int = Field(default=3, ge=1)
     of_last: int = Field(default=5, ge=1)
+    #: Instead of counting breaches: fire when the one-sided bound (at this confidence)
+    #: of the mean realised metric over the last ``of_last`` days is past the threshold.
+    confidence: float | None = Field(default=None, gt=0.5, lt=1)
     #: Or: PSI above this on any of ``drift_features`` (``score`` allowed) ...
     drift_psi: float | None = Field(default=None, gt=0)
     drift_features: list[str] = Field(default_factory=list)

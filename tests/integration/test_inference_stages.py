@@ -284,6 +284,7 @@ def test_a_backfill_run_records_policies_but_never_acts(settings, flights_pipeli
                 "threshold": 0.99,
                 "breaches": 1,
                 "of_last": 1,
+                "confidence": None,  # one day: the count, not the bound
                 "drift_psi": None,
                 "drift_features": [],
             }

@@ -53,6 +53,72 @@ def test_categorical_psi_pools_unseen_categories_as_other() -> None:
     assert psi.psi(entry, pd.Series(["ZZ"] * 100)) > 5
 
 
+def _world(n_days: int, rng, *, start: int = 0, shift: float = 0.0) -> pd.DataFrame:
+    """Days of 300 rows: ``weekday`` (constant per day), ``temp`` (a day's level plus a
+    little), ``load`` (a day effect, sd 0.3, under row noise, sd 1)."""
+    frames = []
+    for d in range(start, start + n_days):
+        level, temp = rng.normal(0, 0.3), rng.normal(0, 5)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ds": (D + dt.timedelta(days=d)).isoformat(),
+                    "weekday": d % 7 + 1,
+                    "temp": temp + rng.normal(0, 0.5, 300),
+                    "load": level + shift + rng.normal(0, 1, 300),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_drift_is_judged_on_a_week_against_what_validation_days_showed() -> None:
+    rng = np.random.default_rng(7)
+    train, valid = _world(60, rng), _world(14, rng, start=60)
+    columns = ["weekday", "temp", "load"]
+    reference = psi.build_reference(train, columns, [], valid["load"].to_numpy())
+    # The weekday and the day's temperature vary between days, not within them.
+    assert psi.day_level_columns(train, columns, train["ds"], share=0.9) == ["weekday", "temp"]
+    calibration = psi.calibrate(
+        reference, valid, valid["load"].to_numpy(), valid["ds"], pooled_days=7
+    )
+    assert calibration["windows"] == 8 and set(calibration["max_psi"]) == {*columns, "score"}
+    # One day of temperature against the whole training period is a point mass.
+    assert calibration["max_psi"]["temp"] > 1.0
+    reference["calibration"] = calibration
+    warn, alert = psi.limits(reference, "temp", 0.1, 0.25, 1.5)
+    assert alert == pytest.approx(1.5 * calibration["max_psi"]["temp"])
+    assert psi.limits(reference, "load", 0.1, 0.25, None) == (0.1, 0.25)
+    # Four healthy weeks: single days alarm, weeks pooled stay under the limit ...
+    healthy = _world(28, rng, start=74)
+    days_ = sorted(healthy["ds"].unique())
+    entry = reference["features"]["load"]
+    singles = [psi.psi(entry, healthy.loc[healthy["ds"] == d, "load"]) for d in days_]
+    weeks = [
+        psi.psi(entry, healthy.loc[healthy["ds"].isin(days_[i - 6 : i + 1]), "load"])
+        for i in range(6, len(days_))
+    ]
+    _, limit = psi.limits(reference, "load", 0.1, 0.25, 1.5)
+    assert sum(v > limit for v in singles) >= 3
+    assert max(weeks) < limit
+    # ... and a real shift of the load alarms on its week.
+    shifted = _world(7, rng, start=102, shift=1.0)
+    assert psi.psi(entry, shifted["load"]) > 2 * limit
+
+
+def test_retraining_drift_breaches_use_the_calibrated_limits() -> None:
+    cfg = config(threshold=None, drift_psi=0.25, drift_features=["score", "weekday"])
+    quality = [DayValue(d, 0.7, 500) for d in days(5)]
+    drift = {d: {"score": 0.4, "weekday": 3.0} for d in days(5)}
+    assert policies.evaluate_retrain(cfg, days(5)[-1], quality, drift, None).decision == "fire"
+    calibrated = {"score": 0.6, "weekday": float("inf")}
+    decision = policies.evaluate_retrain(
+        cfg, days(5)[-1], quality, drift, None, drift_limits=calibrated
+    )
+    assert decision.decision == "hold"
+    assert decision.figures["drift_limits"] == {"score": 0.6, "weekday": None}
+
+
 def test_psi_of_no_rows_is_undefined_not_zero() -> None:
     entry = psi.numeric_bins(np.arange(100.0), 4)
     assert psi.psi(entry, np.array([])) is None
@@ -256,3 +322,28 @@ def test_retrain_waits_for_a_full_window_of_evidence() -> None:
     quality = [DayValue(d, 0.5, 500) for d in days(4)]  # 4 bad days, of_last is 5
     decision = policies.evaluate_retrain(config(), days(4)[-1], quality, {}, None)
     assert decision.decision == "hold" and "4 of the 5 days of evidence" in decision.reason
+
+
+def test_the_quality_trigger_as_a_bound_rarely_fires_on_a_healthy_champion() -> None:
+    """Daily ROC AUC moves by ~0.05: 4 of 7 days below 0.62 is common for a champion
+    whose true level is 0.64; the bound at 95 % fires on it at most ~5 % of the time and
+    still catches a champion fallen to 0.56."""
+    rng = np.random.default_rng(3)
+    counting = config(threshold=0.62, breaches=4, of_last=7)
+    bounded = config(threshold=0.62, breaches=4, of_last=7, confidence=0.95)
+
+    def fire_rate(cfg: PoliciesConfig, level: float, sims: int = 1000) -> float:
+        fired = 0
+        for _ in range(sims):
+            values = rng.normal(level, 0.05, 7)
+            quality = [DayValue(d, float(v), 800) for d, v in zip(days(7), values, strict=True)]
+            decision = policies.evaluate_retrain(cfg, days(7)[-1], quality, {}, None)
+            fired += decision.decision == "fire"
+        return fired / sims
+
+    assert fire_rate(counting, 0.64) > 0.15
+    assert fire_rate(bounded, 0.64) < 0.03  # the bound: below 0.62 with 95 % confidence
+    assert fire_rate(bounded, 0.56) > 0.85
+    short = [DayValue(d, 0.5, 800) for d in days(5)]
+    decision = policies.evaluate_retrain(bounded, days(5)[-1], short, {}, None)
+    assert decision.decision == "hold" and "5 of the 7 days of evidence" in decision.reason

@@ -108,13 +108,17 @@ def evaluate_retrain(
     quality: list[DayValue],
     drift: dict[dt.date, dict[str, float | None]],
     last_fired: dt.date | None,
+    drift_limits: dict[str, float] | None = None,
 ) -> PolicyDecision:
     """Whether to trigger the training pipeline after monitoring ``ds``.
 
     ``quality``: the current champion's daily realised metric up to ``ds``;
     ``drift``: per day, PSI per watched feature (``score`` included) of the champion;
-    ``last_fired``: the last earlier day a retraining was triggered.
+    ``last_fired``: the last earlier day a retraining was triggered;
+    ``drift_limits``: per feature, the PSI above which it breaches when that is above
+    ``drift_psi`` (calibrated on the champion's validation days; ``inf``: never).
     """
+    limits = drift_limits or {}
     policy = config.retrain
     metric = config.metric
     evidence = [
@@ -134,7 +138,27 @@ def evaluate_retrain(
 
     why: list[str] = []
     fired: list[str] = []
-    if policy.threshold is not None:
+    if policy.threshold is not None and policy.confidence is not None:
+        # The champion's mean realised metric over the last of_last days shown worse than
+        # the threshold: the one-sided bound (Student t over days) on the wrong side of it.
+        # (fewer than of_last days of evidence: held below, as for the count)
+        worse = "above" if metric in LOWER_IS_BETTER else "below"
+        margins = [gain(metric, d.value, policy.threshold) for d in recent]  # type: ignore[arg-type]
+        bound = paired_bound(margins, 1 - policy.confidence) if len(margins) > 1 else None
+        if bound is not None:
+            figures.update(
+                threshold=policy.threshold,
+                confidence=policy.confidence,
+                mean_margin=round(bound.mean, 5),
+                upper_bound=round(bound.upper, 5),
+            )
+            text = (
+                f"realised {metric} {worse} {policy.threshold} over the last {len(recent)} days "
+                f"at {policy.confidence:.0%} confidence (mean margin {bound.mean:+.4f}, upper "
+                f"bound {bound.upper:+.4f}; fires below 0)"
+            )
+            (fired if bound.upper < 0 else why).append(text)
+    elif policy.threshold is not None:
         breaches = [d for d in recent if gain(metric, d.value, policy.threshold) < 0]  # type: ignore[arg-type]
         figures.update(
             threshold=policy.threshold, breaches=len(breaches), breaches_needed=policy.breaches
@@ -152,11 +176,19 @@ def evaluate_retrain(
             over = {
                 name: value
                 for name, value in drift.get(day, {}).items()
-                if name in policy.drift_features and value is not None and value > policy.drift_psi
+                if name in policy.drift_features
+                and value is not None
+                and value > max(policy.drift_psi, limits.get(name, 0.0))
             }
             if over:
                 drifted.append((day, over))
         figures.update(
+            # null: a day-level feature, never a breach (JSON has no infinity)
+            drift_limits={
+                n: None if math.isinf(limits[n]) else round(limits[n], 4)
+                for n in policy.drift_features
+                if n in limits
+            },
             drift_psi=policy.drift_psi,
             drift_features=policy.drift_features,
             drift_breaches=len(drifted),
@@ -165,9 +197,15 @@ def evaluate_retrain(
         )
         latest = drift.get(ds, {})
         shown = ", ".join(f"{n} {_fmt(latest.get(n))}" for n in policy.drift_features)
+        raised = [
+            f"{n} {'never (day-level)' if math.isinf(limits[n]) else f'{limits[n]:.3f}'}"
+            for n in policy.drift_features
+            if limits.get(n, 0.0) > policy.drift_psi
+        ]
+        calibrated = f", calibrated: {', '.join(raised)}" if raised else ""
         text = (
-            f"PSI above {policy.drift_psi} on {len(drifted)} of the last {len(days)} days "
-            f"(fires at {policy.drift_breaches}; today: {shown})"
+            f"PSI above {policy.drift_psi}{calibrated} on {len(drifted)} of the last "
+            f"{len(days)} days (fires at {policy.drift_breaches}; today: {shown})"
         )
         (fired if len(drifted) >= policy.drift_breaches else why).append(text)
     if policy.threshold is None and policy.drift_psi is None:

@@ -11,6 +11,15 @@ arriving empty drifts too.
 ``PSI = sum((actual - expected) * ln(actual / expected))`` over the bins, with shares
 floored at :data:`FLOOR` so an empty bin is finite. The usual reading: below 0.1
 stable, 0.1-0.25 a moderate shift, above 0.25 a major one (thresholds are config).
+
+One day against a whole training period alarms by itself: a day is not a sample of the
+period (its weather, its weekday, its delays), and a feature constant within a day
+(weekday, month) is a point mass. So (:func:`calibrate`) the reference also holds, per
+column, the largest PSI of the *validation* days, pooled over ``pooled_days`` (a week),
+which monitoring pools the same way: a column alerts only beyond ``margin`` times what
+days the model was validated on already showed (:func:`limits`), and a column whose
+values vary mostly between days, not within them (``day_level_share`` of its variance),
+is left out of the alerts (its PSI is still recorded).
 """
 
 from __future__ import annotations
@@ -142,3 +151,81 @@ def status(value: float | None, warn: float, alert: float) -> str:
     if value > alert:
         return "alert"
     return "warn" if value > warn else "ok"
+
+
+def day_level_columns(
+    frame: pd.DataFrame, columns: list[str], days: pd.Series, *, share: float
+) -> list[str]:
+    """Numeric columns whose variance lies at least ``share`` between days (e.g. weekday).
+
+    Between-day share = variance of the daily means (row-weighted) / total variance. A
+    constant column is not day-level (it cannot drift within its reference anyway).
+    """
+    import numpy as np
+    import pandas as pd
+
+    found = []
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        present = values.notna()
+        if present.sum() < 2:
+            continue
+        v = values[present].astype("float64")
+        total = float(v.var(ddof=0))
+        if not np.isfinite(total) or total <= 0:
+            continue
+        means = v.groupby(days[present]).transform("mean")
+        between = float(((means - v.mean()) ** 2).mean())
+        if between / total >= share:
+            found.append(column)
+    return found
+
+
+def calibrate(
+    reference: dict[str, Any],
+    validation: pd.DataFrame,
+    scores: np.ndarray,
+    days: pd.Series,
+    *,
+    pooled_days: int,
+) -> dict[str, Any]:
+    """The largest pooled PSI of the validation days, per feature of ``reference`` and score.
+
+    The windows are every run of ``pooled_days`` consecutive validation days (fewer days:
+    one window of them all), as monitoring pools a scored day with the days before it.
+    """
+    import numpy as np
+
+    order = sorted(set(days))
+    size = min(pooled_days, len(order))
+    windows = [order[i - size + 1 : i + 1] for i in range(size - 1, len(order))]
+    scores = np.asarray(scores, dtype="float64")
+    largest: dict[str, float] = {}
+    for window in windows:
+        rows = days.isin(window).to_numpy()
+        observed = {SCORE: psi(reference[SCORE], scores[rows])}
+        for column, entry in reference["features"].items():
+            if column in validation.columns:
+                observed[column] = psi(entry, validation.loc[rows, column])
+        for column, value in observed.items():
+            if value is not None:
+                largest[column] = max(largest.get(column, 0.0), float(value))
+    return {
+        "pooled_days": pooled_days,
+        "windows": len(windows),
+        "validation_days": [str(d) for d in order],
+        "max_psi": {k: round(v, 6) for k, v in sorted(largest.items())},
+    }
+
+
+def limits(
+    reference: dict[str, Any], column: str, warn: float, alert: float, margin: float | None
+) -> tuple[float, float]:
+    """(warn, alert) PSI thresholds of a column: the configured ones, raised to ``margin``
+    times the column's largest pooled validation PSI when the reference has one."""
+    seen = (reference.get("calibration") or {}).get("max_psi", {}).get(column)
+    if margin is None or seen is None:
+        return warn, alert
+    return max(warn, margin * seen), max(alert, margin * seen)

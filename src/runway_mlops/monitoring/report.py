@@ -210,7 +210,11 @@ def _drift_plot(path: Path, rows: list[mstore.MetricRow], warn: float, alert: fl
     plt = _plt()
     fig, ax = plt.subplots(figsize=(12, 4), dpi=100)
     frame = pd.DataFrame(
-        [{"ds": r.ds, "name": r.name, "value": r.value} for r in rows if r.role == "champion"]
+        [
+            {"ds": r.ds, "name": r.name, "value": r.value}
+            for r in rows
+            if r.role == "champion" and r.status != "day_level"  # never alert: not drawn
+        ]
     )
     if not frame.empty:
         frame = frame.dropna(subset=["value"])
@@ -224,7 +228,7 @@ def _drift_plot(path: Path, rows: list[mstore.MetricRow], warn: float, alert: fl
     ax.axhline(warn, color="#d69e2e", linestyle="--", linewidth=0.8, label=f"warn {warn}")
     ax.axhline(alert, color="#c53030", linestyle="--", linewidth=0.8, label=f"alert {alert}")
     ax.set_yscale("symlog", linthresh=0.1)
-    ax.set_ylabel("PSI vs the champion's training reference")
+    ax.set_ylabel("PSI (pooled days) vs the training rows")
     ax.set_title("Drift of the score and the five most drifting features")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", ncol=4)
@@ -338,7 +342,12 @@ def _latest_tables(rows: list[mstore.MetricRow], metric: str) -> str:
     )
     return (
         f"<h2>Latest monitored day: {last}</h2>{quality}"
-        f"<h3>Slices</h3>{slices}<h3>Drift (PSI)</h3>{drift}"
+        f"<h3>Slices</h3>{slices}<h3>Drift (PSI)</h3>"
+        "<p>Each figure pools the day with the days before it (<code>drift.pooled_days</code>) "
+        "against the champion's training rows; a column alerts above the configured threshold "
+        "or <code>calibration_margin</code> times the PSI its validation days already showed, "
+        "whichever is higher; <em>day_level</em> columns (the weekday, the month) vary between "
+        f"days by nature and never alert.</p>{drift}"
     )
 
 

@@ -112,6 +112,7 @@ class MonitoringResult:
     ds: dt.date
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
     drift_alerts: list[str] = field(default_factory=list)
+    drift_days: int = 1  # days pooled into the drift figures
     rows_outcome_unknown: int = 0
     values: int = 0
 
@@ -139,6 +140,56 @@ def _read_predictions(lake: Lake, pipeline: PipelineConfig, ds: dt.date) -> pd.D
         if len(shadow):
             frames.append(shadow)
     return pd.concat(frames, ignore_index=True)
+
+
+def _drift_limits(
+    settings: PlatformSettings, pipeline: PipelineConfig, champion: str | None
+) -> dict[str, float]:
+    """Per watched name, the PSI the champion's own validation days reached, times the
+    margin (``inf`` for a day-level feature): what a drift breach must exceed."""
+    import math
+
+    drift = _monitoring(pipeline).drift
+    reference = load_reference(settings, pipeline, champion) if champion else None
+    if reference is None:
+        return {}
+    found = {
+        name: psi.limits(reference, name, 0.0, 0.0, drift.calibration_margin)[1]
+        for name in [psi.SCORE, *reference["features"]]
+    }
+    found.update({name: math.inf for name in reference.get("day_level", [])})
+    return found
+
+
+def _pooled_days(
+    lake: Lake,
+    pipeline: PipelineConfig,
+    ds: dt.date,
+    days: int,
+    features: pd.DataFrame,
+    predictions: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """``ds``'s features and predictions with those of up to ``days - 1`` days before it
+    (the days that have them), for drift over a week; and how many days were pooled."""
+    import pandas as pd
+
+    entity = pipeline.features.entity
+    feature_frames, prediction_frames, pooled = [features], [predictions], 1
+    for back in range(1, days):
+        day = ds - dt.timedelta(days=back)
+        if not (
+            lake.exists("features", pipeline.name, entity, day)
+            and lake.exists("predictions", pipeline.name, "champion", day)
+        ):
+            continue
+        feature_frames.append(lake.read_frame("features", pipeline.name, entity, day))
+        prediction_frames.append(_read_predictions(lake, pipeline, day))
+        pooled += 1
+    return (
+        pd.concat(feature_frames, ignore_index=True),
+        pd.concat(prediction_frames, ignore_index=True),
+        pooled,
+    )
 
 
 def compute_monitoring(
@@ -197,6 +248,19 @@ def compute_monitoring(
         )
 
     drift = monitoring.drift
+    week_features, week_predictions, pooled = _pooled_days(
+        lake, pipeline, ds, drift.pooled_days, features, predictions
+    )
+    result.drift_days = pooled
+
+    def judge(reference: dict[str, Any], column: str, value: float | None) -> str:
+        if column in reference.get("day_level", []):
+            return "day_level"
+        warn, alert = psi.limits(
+            reference, column, drift.psi_warn, drift.psi_alert, drift.calibration_margin
+        )
+        return psi.status(value, warn, alert)
+
     for version, scored in predictions.groupby("model_version", sort=True):
         version = str(version)
         role, alias = str(scored["role"].iloc[0]), str(scored["alias"].iloc[0])
@@ -226,9 +290,10 @@ def compute_monitoring(
                 add(version, role, alias, "slice", f"{column}={value}", "roc_auc", auc, len(part))
         reference = load_reference(settings, pipeline, version)
         if reference is not None:
-            value = psi.psi(reference[psi.SCORE], scored["score"].to_numpy(dtype="float64"))
-            status = psi.status(value, drift.psi_warn, drift.psi_alert)
-            add(version, role, alias, "drift", psi.SCORE, "psi", value, len(scored), status)
+            week = week_predictions.loc[week_predictions["model_version"] == version, "score"]
+            value = psi.psi(reference[psi.SCORE], week.to_numpy(dtype="float64"))
+            status = judge(reference, psi.SCORE, value)
+            add(version, role, alias, "drift", psi.SCORE, "psi", value, len(week), status)
             if status == "alert":
                 result.drift_alerts.append(f"v{version} score PSI {value:.3f}")
             if role == "champion":
@@ -236,9 +301,10 @@ def compute_monitoring(
                 for column in watched:
                     if column not in reference["features"] or column not in features.columns:
                         continue
-                    value = psi.psi(reference["features"][column], features[column])
-                    status = psi.status(value, drift.psi_warn, drift.psi_alert)
-                    add(version, role, alias, "drift", column, "psi", value, len(features), status)
+                    value = psi.psi(reference["features"][column], week_features[column])
+                    status = judge(reference, column, value)
+                    rows_seen = len(week_features)
+                    add(version, role, alias, "drift", column, "psi", value, rows_seen, status)
                     if status == "alert":
                         result.drift_alerts.append(f"{column} PSI {value:.3f}")
         result.versions[version] = {
@@ -416,7 +482,12 @@ def decide_policies(
             if r.decision == "fire" and r.acted and r.ds < ds
         ]
         decision = policies.evaluate_retrain(
-            config, ds, days, drift, max(fired_before) if fired_before else None
+            config,
+            ds,
+            days,
+            drift,
+            max(fired_before) if fired_before else None,
+            drift_limits=_drift_limits(settings, pipeline, champion),
         )
         decision.model_version = champion
         if decision.decision == "fire" and context.acts:

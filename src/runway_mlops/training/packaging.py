@@ -29,14 +29,32 @@ MONITORING_REFERENCE = "monitoring_reference.json"
 
 
 def monitoring_reference(
-    pipeline: PipelineConfig, train: pd.DataFrame, spec: dict[str, Any], scores: np.ndarray
+    pipeline: PipelineConfig,
+    train: pd.DataFrame,
+    spec: dict[str, Any],
+    scores: np.ndarray,
+    validation: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """What monitoring compares a scored day with: the training rows' feature distributions
-    and the validation scores (see :mod:`runway_mlops.monitoring.psi`)."""
-    from runway_mlops.monitoring.psi import build_reference
+    and the validation scores, and, from the validation days (column ``ds``), how far
+    pooled days of an unchanged world already move them (see
+    :mod:`runway_mlops.monitoring.psi`)."""
+    from runway_mlops.config import DriftMonitorConfig
+    from runway_mlops.monitoring import psi
 
-    bins = pipeline.monitoring.drift.bins if pipeline.monitoring else 10
-    return build_reference(train, spec["features"], list(spec["categories"]), scores, bins=bins)
+    drift = pipeline.monitoring.drift if pipeline.monitoring else DriftMonitorConfig()
+    categories = list(spec["categories"])
+    reference = psi.build_reference(train, spec["features"], categories, scores, bins=drift.bins)
+    if validation is not None and "ds" in validation.columns and len(validation):
+        reference["calibration"] = psi.calibrate(
+            reference, validation, scores, validation["ds"], pooled_days=drift.pooled_days
+        )
+    if drift.day_level_share is not None and "ds" in train.columns:
+        numeric = [c for c in spec["features"] if c not in categories]
+        reference["day_level"] = psi.day_level_columns(
+            train, numeric, train["ds"], share=drift.day_level_share
+        )
+    return reference
 
 
 def model_signature(spec: dict[str, Any]) -> Any:
@@ -111,7 +129,9 @@ def log_model(
         )
         mlflow.log_artifact(str(folder / "lineage.json"))
         mlflow.log_dict(
-            monitoring_reference(pipeline, training_set.frame("train"), spec, valid_scores),
+            monitoring_reference(
+                pipeline, training_set.frame("train"), spec, valid_scores, validation
+            ),
             MONITORING_REFERENCE,
         )
     return model_info
