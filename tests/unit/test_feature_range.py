@@ -114,10 +114,8 @@ def test_each_day_reads_its_own_inputs(built) -> None:
         assert result.inputs["history_days"] == [
             d.isoformat() for d in [FIRST + dt.timedelta(days=i) for i in range(6)] if d < result.ds
         ]
-        assert result.inputs["observations:weather"] == [
-            (result.ds - dt.timedelta(days=1)).isoformat(),
-            result.ds.isoformat(),
-        ]
+        # Predicted at midnight: the day's weather is not known yet, and not read.
+        assert "observations:weather" not in result.inputs
     # Only 2013-01-05 looks up the changed snapshot (real planes have at most 450 seats).
     seats = {
         ds: lake.read_frame("features", "flights", "flights", ds)["plane_seats"].max()
@@ -139,7 +137,8 @@ def test_intraday_columns_only_on_a_micro_batch_cadence(
     built, spark, tmp_path_factory, flights_pipeline
 ) -> None:
     """The job passes the cadence on: a daily build has no intraday columns (as before
-    the block existed), a micro-batch build of the same day adds exactly them."""
+    the block existed) and no weather (predicted at midnight); a micro-batch build of the
+    same day predicts an hour ahead and adds exactly the weather and the intraday ones."""
     from runway_mlops.config import PipelineConfig
 
     by_range, _, _ = built
@@ -155,15 +154,22 @@ def test_intraday_columns_only_on_a_micro_batch_cadence(
         for s in (by_range, micro)
     )
     assert not [c for c in daily_frame.columns if c.endswith("_today")]
+    (weather,) = flights_pipeline.features.asof
     assert list(micro_frame.columns) == [
         *[c for c in daily_frame.columns if c != "feature_version"],
+        *[f"weather_{c}" for c in weather.columns],
         *intraday.feature_names,
         "feature_version",
+    ]
+    assert result.inputs["observations:weather"] == [
+        (DAYS[-1] - dt.timedelta(days=1)).isoformat(),
+        DAYS[-1].isoformat(),
     ]
     assert result.feature_version != daily_frame["feature_version"].iloc[0]
     # Same-day history exists from the second flight of a plane on: not all zero.
     assert micro_frame["tail_flights_today"].max() >= 1
-    shared = [c for c in daily_frame.columns if c != "feature_version"]
+    assert (micro_frame["prediction_time"] > daily_frame["prediction_time"]).any()
+    shared = [c for c in daily_frame.columns if c not in ("feature_version", "prediction_time")]
     assert micro_frame[shared].equals(daily_frame[shared])
 
 
