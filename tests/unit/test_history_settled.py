@@ -56,9 +56,7 @@ def test_days_before_the_start_date_and_the_runs_own_days_are_not_waited_for(
     # the day before's too (its first flights' latest observation).
     assert unsettled_history(home, flights_pipeline, [D[3]]) == {D[3]: {"flights": [D[2]]}}
     micro = flights_pipeline.model_copy(update={"cadence": "*/5 * * * *"})
-    assert unsettled_history(home, micro, [D[3]]) == {
-        D[3]: {"flights": [D[2]], "weather": [D[2]]}
-    }
+    assert unsettled_history(home, micro, [D[3]]) == {D[3]: {"flights": [D[2]], "weather": [D[2]]}}
 
 
 def test_a_quarantined_or_failed_day_counts_as_settled(home, flights_pipeline) -> None:
