@@ -144,6 +144,11 @@ def psi(entry: dict[str, Any], values: Any) -> float | None:
     return psi_from_counts(entry["shares"], counts)
 
 
+#: The status of a day-level column's PSI: recorded, never an alert (the status column of
+#: ``runway_monitoring`` holds 8 characters).
+BY_DAY = "by_day"
+
+
 def status(value: float | None, warn: float, alert: float) -> str:
     """``ok`` / ``warn`` / ``alert`` for a PSI (``n/a`` when there were no rows)."""
     if value is None:

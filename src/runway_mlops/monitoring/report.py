@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runway_mlops import catalog
+from runway_mlops.monitoring import psi
 from runway_mlops.monitoring import store as mstore
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ def _drift_plot(path: Path, rows: list[mstore.MetricRow], warn: float, alert: fl
         [
             {"ds": r.ds, "name": r.name, "value": r.value}
             for r in rows
-            if r.role == "champion" and r.status != "day_level"  # never alert: not drawn
+            if r.role == "champion" and r.status != psi.BY_DAY  # never alerts: not drawn
         ]
     )
     if not frame.empty:
@@ -346,7 +347,7 @@ def _latest_tables(rows: list[mstore.MetricRow], metric: str) -> str:
         "<p>Each figure pools the day with the days before it (<code>drift.pooled_days</code>) "
         "against the champion's training rows; a column alerts above the configured threshold "
         "or <code>calibration_margin</code> times the PSI its validation days already showed, "
-        "whichever is higher; <em>day_level</em> columns (the weekday, the month) vary between "
+        "whichever is higher; <em>by_day</em> columns (the weekday, the month) vary between "
         f"days by nature and never alert.</p>{drift}"
     )
 

@@ -255,7 +255,7 @@ def compute_monitoring(
 
     def judge(reference: dict[str, Any], column: str, value: float | None) -> str:
         if column in reference.get("day_level", []):
-            return "day_level"
+            return psi.BY_DAY
         warn, alert = psi.limits(
             reference, column, drift.psi_warn, drift.psi_alert, drift.calibration_margin
         )
