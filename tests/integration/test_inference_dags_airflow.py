@@ -45,6 +45,9 @@ def stack(tmp_path_factory, request):
     config["monitoring"]["policies"]["retrain"].update(
         {"breaches": 3, "of_last": 3, "drift_breaches": 2, "window_days": 40}
     )
+    # Three drifted days: judged one day at a time (a week pooled would dilute them; the
+    # pooled rule is tested in test_inference_stages.py).
+    config["monitoring"]["drift"]["pooled_days"] = 1
     config["training"]["tuning"]["grid"] = {"num_leaves": [15, 31]}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     for folder in ("dags", "plugins", "jobs"):
