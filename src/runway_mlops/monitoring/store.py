@@ -38,7 +38,9 @@ monitoring = sa.Table(
     sa.Column("alias", sa.String(32), nullable=False),
     sa.Column("value", sa.Float),
     sa.Column("rows", sa.BigInteger, nullable=False),
-    sa.Column("status", sa.String(8), nullable=False, default=""),  # ok | warn | alert | n/a | by_day
+    sa.Column(
+        "status", sa.String(8), nullable=False, default=""
+    ),  # ok | warn | alert | n/a | by_day
     sa.Column("dag_id", sa.String(250)),
     sa.Column("run_id", sa.String(250)),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
