@@ -87,8 +87,12 @@ def test_drift_is_judged_on_a_week_against_what_validation_days_showed() -> None
     assert calibration["max_psi"]["temp"] > 1.0
     reference["calibration"] = calibration
     warn, alert = psi.limits(reference, "temp", 0.1, 0.25, 1.5)
-    assert alert == pytest.approx(1.5 * calibration["max_psi"]["temp"])
+    assert warn == alert == pytest.approx(1.5 * calibration["max_psi"]["temp"])
     assert psi.limits(reference, "load", 0.1, 0.25, None) == (0.1, 0.25)
+    reference["day_level"] = ["weekday", "temp"]
+    assert psi.limits(reference, "temp", 0.1, 0.25, 1.5) == (np.inf, np.inf)
+    assert psi.judge(reference, "temp", 50.0, 0.1, 0.25, 1.5) == psi.BY_DAY
+    assert psi.judge(reference, "load", 50.0, 0.1, 0.25, 1.5) == "alert"
     # Four healthy weeks: single days alarm, weeks pooled stay under the limit ...
     healthy = _world(28, rng, start=74)
     days_ = sorted(healthy["ds"].unique())

@@ -87,11 +87,11 @@ def inputs(spark):
     return entity, history, planes, weather
 
 
-def _compute(entity, history, planes, weather, *, micro_batch=True):
+def _compute(entity, history, planes, weather, *, micro_batch=True, config=CONFIG):
     out = compute_features(
         entity,
         KEY,
-        CONFIG,
+        config,
         feature_version="v1",
         history=history,
         references={"planes": planes},
@@ -147,16 +147,9 @@ def test_a_daily_run_predicts_the_whole_day_at_its_start(spark, inputs) -> None:
     only = CONFIG.model_copy(
         update={"asof": [CONFIG.asof[0].model_copy(update={"skip_at_day_start": True})]}
     )
-    out = compute_features(
-        entity,
-        KEY,
-        only,
-        feature_version="v1",
-        history=history,
-        references={"planes": planes},
-        observations={"weather": (night, "time_hour")},
-    )
-    assert "weather_temp" not in out.columns and "plane_age" in out.columns
+    skipped = _compute(entity, history, planes, night, micro_batch=False, config=only)
+    assert "weather_temp" not in skipped[1] and "plane_age" in skipped[1]
+    assert "weather_temp" in _compute(entity, history, planes, night, config=only)[1]
 
 
 def test_labels_carry_the_outcome_and_when_it_became_known(inputs) -> None:

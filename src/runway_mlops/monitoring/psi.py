@@ -171,9 +171,9 @@ def day_level_columns(
 
     found = []
     for column in columns:
-        values = pd.to_numeric(frame[column], errors="coerce")
         if not pd.api.types.is_numeric_dtype(frame[column]):
             continue
+        values = frame[column]
         present = values.notna()
         if present.sum() < 2:
             continue
@@ -229,8 +229,26 @@ def limits(
     reference: dict[str, Any], column: str, warn: float, alert: float, margin: float | None
 ) -> tuple[float, float]:
     """(warn, alert) PSI thresholds of a column: the configured ones, raised to ``margin``
-    times the column's largest pooled validation PSI when the reference has one."""
+    times the column's largest pooled validation PSI when the reference has one; never
+    reached (``inf``) for a day-level column."""
+    if column in reference.get("day_level", []):
+        return math.inf, math.inf
     seen = (reference.get("calibration") or {}).get("max_psi", {}).get(column)
     if margin is None or seen is None:
         return warn, alert
     return max(warn, margin * seen), max(alert, margin * seen)
+
+
+def judge(
+    reference: dict[str, Any],
+    column: str,
+    value: float | None,
+    warn: float,
+    alert: float,
+    margin: float | None,
+) -> str:
+    """The status of a column's PSI against its :func:`limits` (:data:`BY_DAY` for a
+    day-level column)."""
+    if column in reference.get("day_level", []):
+        return BY_DAY
+    return status(value, *limits(reference, column, warn, alert, margin))

@@ -112,7 +112,6 @@ class MonitoringResult:
     ds: dt.date
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
     drift_alerts: list[str] = field(default_factory=list)
-    drift_days: int = 1  # days pooled into the drift figures
     rows_outcome_unknown: int = 0
     values: int = 0
 
@@ -147,18 +146,14 @@ def _drift_limits(
 ) -> dict[str, float]:
     """Per watched name, the PSI the champion's own validation days reached, times the
     margin (``inf`` for a day-level feature): what a drift breach must exceed."""
-    import math
-
     drift = _monitoring(pipeline).drift
     reference = load_reference(settings, pipeline, champion) if champion else None
     if reference is None:
         return {}
-    found = {
+    return {
         name: psi.limits(reference, name, 0.0, 0.0, drift.calibration_margin)[1]
         for name in [psi.SCORE, *reference["features"]]
     }
-    found.update({name: math.inf for name in reference.get("day_level", [])})
-    return found
 
 
 def _pooled_days(
@@ -168,13 +163,13 @@ def _pooled_days(
     days: int,
     features: pd.DataFrame,
     predictions: pd.DataFrame,
-) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``ds``'s features and predictions with those of up to ``days - 1`` days before it
-    (the days that have them), for drift over a week; and how many days were pooled."""
+    (the days that have them), for drift over a week."""
     import pandas as pd
 
     entity = pipeline.features.entity
-    feature_frames, prediction_frames, pooled = [features], [predictions], 1
+    feature_frames, prediction_frames = [features], [predictions]
     for back in range(1, days):
         day = ds - dt.timedelta(days=back)
         if not (
@@ -184,11 +179,8 @@ def _pooled_days(
             continue
         feature_frames.append(lake.read_frame("features", pipeline.name, entity, day))
         prediction_frames.append(_read_predictions(lake, pipeline, day))
-        pooled += 1
-    return (
-        pd.concat(feature_frames, ignore_index=True),
-        pd.concat(prediction_frames, ignore_index=True),
-        pooled,
+    return pd.concat(feature_frames, ignore_index=True), pd.concat(
+        prediction_frames, ignore_index=True
     )
 
 
@@ -248,18 +240,14 @@ def compute_monitoring(
         )
 
     drift = monitoring.drift
-    week_features, week_predictions, pooled = _pooled_days(
+    week_features, week_predictions = _pooled_days(
         lake, pipeline, ds, drift.pooled_days, features, predictions
     )
-    result.drift_days = pooled
 
     def judge(reference: dict[str, Any], column: str, value: float | None) -> str:
-        if column in reference.get("day_level", []):
-            return psi.BY_DAY
-        warn, alert = psi.limits(
-            reference, column, drift.psi_warn, drift.psi_alert, drift.calibration_margin
+        return psi.judge(
+            reference, column, value, drift.psi_warn, drift.psi_alert, drift.calibration_margin
         )
-        return psi.status(value, warn, alert)
 
     for version, scored in predictions.groupby("model_version", sort=True):
         version = str(version)

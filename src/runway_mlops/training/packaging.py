@@ -33,7 +33,7 @@ def monitoring_reference(
     train: pd.DataFrame,
     spec: dict[str, Any],
     scores: np.ndarray,
-    validation: pd.DataFrame | None = None,
+    validation: pd.DataFrame,
 ) -> dict[str, Any]:
     """What monitoring compares a scored day with: the training rows' feature distributions
     and the validation scores, and, from the validation days (column ``ds``), how far
@@ -45,11 +45,10 @@ def monitoring_reference(
     drift = pipeline.monitoring.drift if pipeline.monitoring else DriftMonitorConfig()
     categories = list(spec["categories"])
     reference = psi.build_reference(train, spec["features"], categories, scores, bins=drift.bins)
-    if validation is not None and "ds" in validation.columns and len(validation):
-        reference["calibration"] = psi.calibrate(
-            reference, validation, scores, validation["ds"], pooled_days=drift.pooled_days
-        )
-    if drift.day_level_share is not None and "ds" in train.columns:
+    reference["calibration"] = psi.calibrate(
+        reference, validation, scores, validation["ds"], pooled_days=drift.pooled_days
+    )
+    if drift.day_level_share is not None:
         numeric = [c for c in spec["features"] if c not in categories]
         reference["day_level"] = psi.day_level_columns(
             train, numeric, train["ds"], share=drift.day_level_share
