@@ -155,20 +155,34 @@ def load_config(config_dir: Path, name: str) -> tuple[Path, Any]:
 # ------------------------------------------------------------------- data and models
 
 
-def features_key() -> str:
+def _day_before(day: str) -> str:
+    return (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+
+
+def features_key(prediction: str) -> str:
     from runway_mlops.sample.seed import data_dir
 
     folder = data_dir()
     files = [(f.name, f.stat().st_size) for f in sorted(folder.iterdir()) if f.is_file()]
     source = Path(plain_year.__file__).read_text(encoding="utf-8")
-    return _hash("features", CACHE_VERSION, source, files, pd.__version__)
+    return _hash(
+        "features",
+        CACHE_VERSION,
+        source,
+        files,
+        pd.__version__,
+        prediction,
+        MONITOR_FROM,
+        MONITOR_TO,
+    )
 
 
 class Data:
     """The feature table (built lazily, cached) and the monitored rows."""
 
-    def __init__(self) -> None:
-        self.key = features_key()
+    def __init__(self, prediction: str) -> None:
+        self.prediction = prediction
+        self.key = features_key(prediction)
         self._table: pd.DataFrame | None = None
         self.seconds = 0.0
 
@@ -180,8 +194,7 @@ class Data:
             if path.is_file():
                 self._table = pd.read_parquet(path)
             else:
-                # The figures in bench/README.md were measured on the hour-ahead table.
-                table = plain_year.features(*plain_year.load(), prediction="lead")
+                table = plain_year.features(*plain_year.load(), prediction=self.prediction)
                 table["_day"] = pd.to_datetime(table["_day"]).dt.strftime("%Y-%m-%d")
                 table = table[table["_day"] <= MONITOR_TO].reset_index(drop=True)
                 CACHE.mkdir(parents=True, exist_ok=True)
@@ -595,6 +608,7 @@ def handicap_spread(matrix: pd.DataFrame, k: int, gap: str) -> dict[str, float |
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    global VALID_FROM, MONITOR_FROM, MONITOR_TO  # the periods every step reads
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sims", type=int, default=2000, help="simulations per scenario")
     parser.add_argument("--twins", type=int, default=8, help="seed twins to train")
@@ -603,10 +617,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--promotion-days", type=int, default=30)
     parser.add_argument("--rollback-days", type=int, default=14)
     parser.add_argument("--seed", type=int, default=2013, help="simulation random seed")
+    parser.add_argument(
+        "--valid-from",
+        default=VALID_FROM,
+        help="training days end before it; early stopping on it up to --monitor-from",
+    )
+    parser.add_argument("--monitor-from", default=MONITOR_FROM, help="first monitored day")
+    parser.add_argument("--monitor-to", default=MONITOR_TO, help="last monitored day")
+    parser.add_argument(
+        "--prediction",
+        choices=["day_start", "lead"],
+        default="day_start",
+        help="the feature table's prediction time: the daily run's (local midnight, the "
+        "shipped rule) or an hour ahead (the micro-batch rule)",
+    )
     parser.add_argument("--skip-gates", action="store_true")
     parser.add_argument("--gate-pairs", type=int, default=0, help="cap ordered twin pairs")
     parser.add_argument("--out", type=Path, default=RESULTS / "decisions.json")
     args = parser.parse_args(argv)
+    VALID_FROM, MONITOR_FROM, MONITOR_TO = args.valid_from, args.monitor_from, args.monitor_to
+    if not TRAIN_FROM < VALID_FROM < MONITOR_FROM < MONITOR_TO:
+        parser.error("the periods must follow each other: train, --valid-from, --monitor-*")
     if args.twins < 3:
         parser.error("--twins needs at least 3 (pairs of distinct twins)")
 
@@ -615,7 +646,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config_path, pipeline = load_config(args.config_dir, args.pipeline)
     training = pipeline.training
     policies = pipeline.monitoring.policies
-    data = Data()
+    data = Data(args.prediction)
     rows = data.monitored()
     seeds = [training.seed + k for k in range(args.twins)]
     twins = []
@@ -721,8 +752,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "promotion_policy_passed": "shadow",
         },
         "data": {
-            "train": [TRAIN_FROM, "2013-03-17"],
-            "early_stopping": [VALID_FROM, "2013-03-31"],
+            "prediction": args.prediction,
+            "train": [TRAIN_FROM, _day_before(VALID_FROM)],
+            "early_stopping": [VALID_FROM, _day_before(MONITOR_FROM)],
             "monitored": [MONITOR_FROM, MONITOR_TO],
             "monitored_rows": len(rows),
             "simulated_dates_from": START.isoformat(),
