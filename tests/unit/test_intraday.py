@@ -134,6 +134,65 @@ def test_a_day_so_far_gives_the_same_features_as_the_whole_day(spark) -> None:
     assert any(whole[f]["event_time"] < cut for f in removed)
 
 
+def test_the_feed_so_far_gives_the_same_features_as_the_settled_day(spark) -> None:
+    """The shipped intraday rule on a real day sent as the replay's feed sends it.
+
+    At a cut, the lake holds each flight's latest version sent by then (schedule only,
+    departed, or landed); the features of every flight predicted by the cut must equal
+    those computed once the day has settled (every record whole): no skew between the
+    live micro-batch and the recomputed day.
+    """
+    import pandas as pd
+
+    from runway_mlops.config import load_pipelines
+    from runway_mlops.sample.producer import feed_versions
+    from runway_mlops.sample.seed import load_raw
+    from tests.conftest import CONFIG_DIR
+
+    shipped = load_pipelines(CONFIG_DIR)["flights"].features
+    config = FeaturesConfig.model_validate(
+        {**BASE, "intraday": shipped.intraday.model_dump(mode="json")}
+    )
+    flights = load_raw("flights")
+    flights = flights[(flights["month"] == "1") & (flights["day"] == "10")]
+    versions, when = feed_versions(flights, shipped.prediction_lead_minutes)
+
+    def frame(rows: pd.DataFrame):
+        out = pd.DataFrame(
+            {
+                "flight": rows.index.astype(int),
+                "hour": pd.to_numeric(rows["hour"]),
+                "minute": pd.to_numeric(rows["minute"]),
+                "tailnum": rows["tailnum"].replace("NA", None),
+                "origin": rows["origin"],
+                "carrier": rows["carrier"],
+                "dep_delay": pd.to_numeric(rows["dep_delay"], errors="coerce"),
+                "time_hour": pd.to_datetime(rows["time_hour"], utc=True),
+            }
+        )
+        out["_ds"] = dt.date(2013, 1, 10)
+        return spark.createDataFrame(out)
+
+    # feed_versions keeps no index: key each version by its flight's columns.
+    key = ["carrier", "flight", "origin", "time_hour"]
+    ids = flights.reset_index()[["index", *key]].rename(columns={"index": "_id"})
+    keyed = versions.merge(ids, on=key, how="left", validate="many_to_one")
+    assert keyed["_id"].notna().all()
+    whole = _compute(frame(flights), config)
+    for cut in (dt.datetime(2013, 1, 10, 15, 0), dt.datetime(2013, 1, 10, 21, 30)):
+        sent = keyed[(when <= pd.Timestamp(cut, tz="UTC")).to_numpy()]
+        latest = sent.drop_duplicates("_id", keep="last").set_index("_id")
+        so_far = _compute(frame(latest), config)
+        predicted = [f for f in so_far if so_far[f]["prediction_time"] <= cut]
+        assert len(predicted) > 100
+        # Flights past their scheduled departure but not gone yet were in the lake.
+        waiting = latest[latest["dep_time"] == "NA"]
+        assert (pd.to_datetime(waiting["time_hour"], utc=True) < pd.Timestamp(cut, tz="UTC")).any()
+        assert any(whole[f]["origin_flights_today"] for f in predicted)
+        for flight in predicted:
+            assert so_far[flight] == whole[flight], (cut, flight)
+
+
 def test_daily_cadence_has_no_intraday_columns(day) -> None:
     without_block = FeaturesConfig.model_validate(BASE)
     daily = _compute(day, micro_batch=False)

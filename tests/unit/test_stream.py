@@ -1,4 +1,4 @@
-"""Micro-batch ingestion: arrival windows, exactly-once by key, late data, the commit log."""
+"""Micro-batch ingestion: arrival windows, record versions by key, late data, the commit log."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from runway_mlops import catalog
 from runway_mlops.errors import SourceDataError
 from runway_mlops.lake import Lake
-from runway_mlops.sample.producer import StreamReplay
+from runway_mlops.sample.producer import StreamReplay, feed_versions
 from runway_mlops.sample.seed import _csv_bytes, load_raw
 from runway_mlops.stages.microbatch import (
     CommitLog,
@@ -18,6 +18,7 @@ from runway_mlops.stages.microbatch import (
     arrival_time,
     batch_id,
     ingest_micro_batch,
+    latest_versions,
     list_arrivals,
 )
 from runway_mlops.storage import LocalStore
@@ -69,21 +70,54 @@ def test_arrival_keys_round_trip_and_windows_select_by_arrival(landing) -> None:
     assert batch_id(at) < batch_id(at + dt.timedelta(microseconds=1))
 
 
-def test_each_row_lands_once_across_batches_and_reruns(settings, micro, landing) -> None:
+def _sent(start: dt.datetime, end: dt.datetime, lead_minutes: int) -> pd.DataFrame:
+    """The versions of DAY's flights a replay from ``start`` sends before ``end``.
+
+    The replay's feed starts with it: only flights announced from ``start`` on.
+    """
+    versions, when = feed_versions(load_raw("flights"), lead_minutes)
+    on_day = (versions["month"] == str(DAY.month)) & (versions["day"] == str(DAY.day))
+    announced = (
+        pd.to_datetime(versions["time_hour"], utc=True)
+        + pd.to_timedelta(pd.to_numeric(versions["minute"]), unit="m")
+        - pd.Timedelta(minutes=lead_minutes)
+    )
+    return versions[(when >= start) & (when < end) & on_day & (announced >= start)]
+
+
+def _day(lake: Lake, key: list[str]) -> pd.DataFrame:
+    return latest_versions(lake.read_frame("raw", "flights", "flights", DAY), key)
+
+
+def test_each_version_lands_once_and_the_latest_wins_across_batches_and_reruns(
+    settings, micro, landing
+) -> None:
     replay = _replay(landing, micro)
     lake = Lake(settings.lake_dir)
+    key = micro.datasets["flights"].key
     results = []
     for i in range(4):  # four one-minute windows, one hour of stream each
         wall = WALL + i * MINUTE
         replay.emit(STREAM_START + (i + 1) * dt.timedelta(hours=1), wall + dt.timedelta(seconds=5))
         results.append(ingest_micro_batch(settings, micro, wall, wall + MINUTE, run_id=f"r{i}"))
-    expected = _flights_between(
-        STREAM_START, STREAM_START + dt.timedelta(hours=4), micro.features.prediction_lead_minutes
-    )
-    raw = lake.read_frame("raw", "flights", "flights", DAY)
-    assert len(raw) == len(expected) > 0
-    assert not raw.duplicated(subset=micro.datasets["flights"].key).any()
-    assert sum(r.datasets["flights"].admitted for r in results) == len(expected)
+    sent = _sent(STREAM_START, STREAM_START + dt.timedelta(hours=4), 60)
+    last = sent.drop_duplicates(subset=key, keep="last")
+    stored = lake.read_frame("raw", "flights", "flights", DAY)
+    assert len(stored) == sum(r.datasets["flights"].admitted for r in results)
+    assert sum(r.datasets["flights"].updates for r in results) > 0
+    day = _day(lake, key)
+    assert len(day) == len(last) > 0 and len(stored) > len(day)
+    # Each record holds its latest version: what departed has its delay, what landed its
+    # arrival delay; nothing is known before the feed sent it.
+    last = last.astype({"year": int, "month": int, "day": int, "flight": int})
+    merged = day.merge(last, on=key, suffixes=("", "_sent"))
+    assert len(merged) == len(day)
+    landed = merged["arr_delay_sent"] != "NA"
+    assert merged.loc[landed, "arr_delay"].notna().all() and landed.any()
+    assert merged.loc[~landed, "arr_delay"].isna().all() and (~landed).any()
+    departed = merged["dep_delay_sent"] != "NA"
+    assert merged.loc[departed, "dep_delay"].notna().all()
+    assert merged.loc[~departed, "dep_delay"].isna().all() and (~departed).any()
     assert results[-1].days == [DAY]
     assert len(lake.manifest("raw", "flights", "flights", DAY)["batches"]) == 4
 
@@ -92,7 +126,8 @@ def test_each_row_lands_once_across_batches_and_reruns(settings, micro, landing)
     before = log.get(WALL + 2 * MINUTE)
     again = ingest_micro_batch(settings, micro, WALL + MINUTE, WALL + 2 * MINUTE, run_id="rerun")
     assert again.datasets["flights"].admitted == results[1].datasets["flights"].admitted
-    assert len(lake.read_frame("raw", "flights", "flights", DAY)) == len(expected)
+    assert len(lake.read_frame("raw", "flights", "flights", DAY)) == len(stored)
+    assert _day(lake, key).equals(day)
     after = log.get(WALL + 2 * MINUTE)
     assert after is not None and before is not None
     assert after["watermarks"] == before["watermarks"]
@@ -115,32 +150,38 @@ def test_an_interval_the_scheduler_skipped_is_covered_by_the_next_batch(
         )
     later = ingest_micro_batch(settings, micro, WALL + 3 * MINUTE, WALL + 4 * MINUTE)
     assert later.start == WALL + MINUTE  # from where the last commit ended
-    expected = _flights_between(
-        STREAM_START, STREAM_START + dt.timedelta(hours=4), micro.features.prediction_lead_minutes
-    )
+    key = micro.datasets["flights"].key
+    sent = _sent(STREAM_START, STREAM_START + dt.timedelta(hours=4), 60)
+    assert len(_day(Lake(settings.lake_dir), key)) == sent[key].drop_duplicates().shape[0] > 0
     total = first.datasets["flights"].admitted + later.datasets["flights"].admitted
-    assert total == len(expected)
     assert len(Lake(settings.lake_dir).read_frame("raw", "flights", "flights", DAY)) == total
 
 
-def test_duplicates_are_dropped_and_counted_first_copy_wins(settings, micro, landing) -> None:
+def test_a_resent_version_is_a_duplicate_and_a_changed_one_replaces_it(
+    settings, micro, landing
+) -> None:
     replay = _replay(landing, micro)
     replay.emit(STREAM_START + dt.timedelta(hours=1), WALL + dt.timedelta(seconds=1))
     first = ingest_micro_batch(settings, micro, WALL, WALL + MINUTE)
-    resent = _flights_between(
-        STREAM_START,
-        STREAM_START + dt.timedelta(minutes=30),
-        micro.features.prediction_lead_minutes,
+    key = micro.datasets["flights"].key
+    before = _day(Lake(settings.lake_dir), key)
+    resent = _sent(STREAM_START, STREAM_START + dt.timedelta(hours=1), 60).drop_duplicates(
+        subset=key, keep="last"
     )
-    changed = resent.copy()
-    changed["dep_delay"] = "999"  # a re-sent record never overwrites the first copy
-    landing.write(arrival_key("flights", WALL + MINUTE, "resend"), _csv_bytes(changed))
+    landing.write(arrival_key("flights", WALL + MINUTE, "resend"), _csv_bytes(resent))
     second = ingest_micro_batch(settings, micro, WALL + MINUTE, WALL + 2 * MINUTE)
-    assert second.datasets["flights"].duplicates == len(resent) > 0
-    assert second.datasets["flights"].admitted == 0
-    raw = Lake(settings.lake_dir).read_frame("raw", "flights", "flights", DAY)
-    assert len(raw) == first.datasets["flights"].admitted
-    assert (raw["dep_delay"] != 999).all()
+    assert second.datasets["flights"].duplicates == len(resent) == len(before) > 0
+    assert second.datasets["flights"].admitted == second.datasets["flights"].updates == 0
+    assert _day(Lake(settings.lake_dir), key).equals(before)
+
+    changed = resent.head(5).copy()
+    changed["dep_delay"] = "999"  # a correction: the later version replaces the earlier
+    landing.write(arrival_key("flights", WALL + 2 * MINUTE, "fix"), _csv_bytes(changed))
+    third = ingest_micro_batch(settings, micro, WALL + 2 * MINUTE, WALL + 3 * MINUTE)
+    assert third.datasets["flights"].updates == third.datasets["flights"].admitted == 5
+    after = _day(Lake(settings.lake_dir), key)
+    assert len(after) == len(before) == first.datasets["flights"].admitted
+    assert (after["dep_delay"] == 999).sum() == 5
 
 
 def test_late_rows_go_to_quarantine_with_their_reason(settings, micro, landing) -> None:
@@ -165,6 +206,52 @@ def test_late_rows_go_to_quarantine_with_their_reason(settings, micro, landing) 
     assert any(e.rows == len(late) and e.run_id == "late" for e in entries)
     raw = lake.read_frame("raw", "flights", "flights", DAY)
     assert not raw["flight"].isin(pd.to_numeric(late["flight"])).any()
+
+
+def test_an_update_is_admitted_until_its_record_settles_then_it_is_late(
+    settings, micro, landing
+) -> None:
+    replay = _replay(landing, micro, hours=14)
+    replay.emit(STREAM_START + dt.timedelta(hours=14), WALL + dt.timedelta(seconds=1))
+    first = ingest_micro_batch(settings, micro, WALL, WALL + MINUTE)
+    watermark = pd.Timestamp(first.datasets["flights"].watermark)
+    key = micro.datasets["flights"].key
+    day = _day(Lake(settings.lake_dir), key)
+    behind = watermark - day["time_hour"]
+    # 4-11 h behind: beyond the 3 h lateness of a new record, within the 12 h settling.
+    recent = day[(behind > pd.Timedelta(hours=4)) & (behind < pd.Timedelta(hours=11))].head(3)
+    settled = day[behind > pd.Timedelta(hours=12, minutes=30)].head(3)
+    assert len(recent) == len(settled) == 3
+    fixes = pd.concat([recent, settled]).copy()
+    fixes["dep_delay"] = 777.0
+    landing.write(arrival_key("flights", WALL + MINUTE, "fix"), fixes.to_csv(index=False).encode())
+    second = ingest_micro_batch(settings, micro, WALL + MINUTE, WALL + 2 * MINUTE, run_id="fix")
+    assert second.datasets["flights"].updates == second.datasets["flights"].admitted == 3
+    assert second.datasets["flights"].late == 3
+    after = _day(Lake(settings.lake_dir), key).set_index(key)
+    assert (after.loc[recent.set_index(key).index, "dep_delay"] == 777).all()
+    assert (after.loc[settled.set_index(key).index, "dep_delay"] != 777).all()
+    kept = Lake(settings.lake_dir).read_frame("quarantine", "flights", "flights.late", DAY)
+    assert len(kept) == 3 and kept["_reasons"].str.contains("update of a record").all()
+
+
+def test_the_stream_never_writes_into_a_day_ingested_whole(settings, micro, landing) -> None:
+    from runway_mlops.sample.seed import seed_files
+    from runway_mlops.stages.ingest import ingest
+
+    daily = micro.model_copy(update={"cadence": "@daily"})
+    seed_files(landing, daily, DAY, DAY)
+    ingest(settings, daily, DAY)
+    lake = Lake(settings.lake_dir)
+    before = lake.read_frame("raw", "flights", "flights", DAY)
+    replay = _replay(landing, micro)
+    replay.emit(STREAM_START + dt.timedelta(hours=2), WALL + dt.timedelta(seconds=1))
+    result = ingest_micro_batch(settings, micro, WALL, WALL + MINUTE, run_id="over")
+    assert result.datasets["flights"].admitted == 0
+    assert result.datasets["flights"].late == result.datasets["flights"].rows > 0
+    assert lake.read_frame("raw", "flights", "flights", DAY).equals(before)
+    kept = lake.read_frame("quarantine", "flights", "flights.settled", DAY)
+    assert kept["_reasons"].str.contains("ingested whole").all()
 
 
 def test_corrupt_arrival_is_kept_and_the_rest_of_the_batch_commits(
@@ -193,8 +280,9 @@ def test_a_day_closes_once_the_watermark_passes_its_end_plus_lateness(
         replay.emit(STREAM_START + (i + 1) * dt.timedelta(hours=1), wall + dt.timedelta(seconds=1))
         result = ingest_micro_batch(settings, micro, wall, wall + MINUTE)
         closed += [(i, d) for d in result.closed]
-    # March 5 (EST) ends at 05:00 UTC on March 6; with 3 h lateness the flights watermark
-    # (scheduled departures) passes 08:00 UTC on March 6 in exactly one batch.
+    # March 5 (EST) ends at 05:00 UTC on March 6; the day stays open for updates for the
+    # label's 12 h (longer than the 3 h lateness): the flights watermark (scheduled
+    # departures) passes 17:00 UTC on March 6 in exactly one batch.
     assert [d for _, d in closed] == [DAY]
     assert result.clock is not None and result.clock > STREAM_START
 

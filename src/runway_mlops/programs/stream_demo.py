@@ -160,7 +160,8 @@ def _producer(
         if pipeline.features.entity in written:
             landed = frame[(when >= before) & (when < replay.cursor)]
             for values in landed[key].itertuples(index=False):
-                run.arrivals[entity_key(values)] = arrival  # e.g. 2013|3|1|UA|1545|EWR
+                # The first version (the schedule) is when the flight became known.
+                run.arrivals.setdefault(entity_key(values), arrival)  # e.g. 2013|3|1|UA|1545|EWR
         for name, rows in written.items():
             run.emitted[name] = run.emitted.get(name, 0) + rows
 

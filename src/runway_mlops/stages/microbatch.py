@@ -18,15 +18,21 @@ before it, which do not change). Rows are routed to the raw partition of their *
 (the pipeline's time zone). Per dataset, the **watermark** is the latest event time
 admitted so far:
 
-* a row more than ``stream.allowed_lateness_minutes`` behind the watermark before the
-  batch is **late**: it goes to quarantine (``<dataset>.late``) with its reason;
-* a row whose key an earlier batch admitted to that day, or that repeats a key within
-  the batch, is a **duplicate**: dropped and counted (the first copy wins);
+* a record comes in **versions** (a flight's schedule, then its departure, then its
+  arrival): a row whose key an earlier batch, or an earlier row of the batch, admitted
+  to that day is an **update** and replaces that version; an update equal to the
+  version it would replace is a **duplicate**: dropped and counted;
+* a new key more than ``stream.allowed_lateness_minutes`` behind the watermark before
+  the batch is **late**, and so is an update more than the settling time behind it
+  (:func:`settling`: the lateness, or the label's ``available_after_minutes`` if
+  longer): it goes to quarantine (``<dataset>.late``) with its reason;
 * a row without an event time cannot be routed: quarantined (``<dataset>.untimed``).
 
-Each batch is a file ``batch-<id>.parquet`` of its day's raw partition, which is
-republished atomically with the batch listed in its manifest; rerunning the batch
-replaces its own file and nothing else. The batch is then **committed**: one JSON object
+Each batch is a file ``batch-<id>.parquet`` of its day's raw partition (each key's last
+version in the batch), which is republished atomically with the batch listed in its
+manifest; rerunning the batch replaces its own file and nothing else. Readers take each
+key's version from the latest batch that holds it (:func:`latest_versions`, used by
+validation), so the validated partition has one row per record. The batch is then **committed**: one JSON object
 per batch in the lake's commit log (``_stream/<pipeline>/commits/<UTC day>/<id>.json``)
 holding the watermarks after it, the days it touched and its counts. The next batch
 starts from the latest commit before it, so the watermark advances only with the data it
@@ -34,7 +40,7 @@ covers: a batch that died before its commit is redone by its rerun, which rewrit
 same files (everything is derived from the arrival window and earlier commits).
 
 A day is **closed** when the entity dataset's watermark passes the end of the day plus
-the allowed lateness; the batch that closes it reports it, and validation then runs
+the settling time (its records are final then); the batch that closes it reports it, and validation then runs
 the day's aggregate checks (row counts, null fractions, drift) on the complete day.
 """
 
@@ -50,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runway_mlops import freshness
-from runway_mlops.config import PipelineConfig, PlatformSettings
+from runway_mlops.config import DatasetConfig, PipelineConfig, PlatformSettings
 from runway_mlops.errors import ConfigError, SourceDataError
 from runway_mlops.storage import LocalStore, ObjectStore, StoredObject, open_store
 
@@ -171,7 +177,8 @@ class DatasetBatch:
     files: int = 0
     rows: int = 0
     admitted: int = 0
-    duplicates: int = 0
+    updates: int = 0  # rows that replaced an earlier version of their record
+    duplicates: int = 0  # rows equal to the version they would replace: dropped
     late: int = 0
     untimed: int = 0
     days: list[str] = field(default_factory=list)
@@ -193,8 +200,9 @@ class MicroBatchResult:
 
     def summary(self) -> str:
         parts = [
-            f"{name}: {d.files} file(s), {d.rows} rows -> {d.admitted} admitted, "
-            f"{d.duplicates} duplicate(s), {d.late} late, {d.untimed} without event time"
+            f"{name}: {d.files} file(s), {d.rows} rows -> {d.admitted} admitted "
+            f"({d.updates} update(s)), {d.duplicates} duplicate(s), {d.late} late, "
+            f"{d.untimed} without event time"
             for name, d in self.datasets.items()
         ]
         days = ", ".join(d.isoformat() for d in self.days) or "none"
@@ -286,22 +294,104 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _earlier_keys(
-    lake: Lake, pipeline: str, dataset: str, ds: dt.date, batch: str, key: list[str]
-) -> set[tuple[str, ...]]:
-    """Keys admitted to a day's raw partition by batches before ``batch``."""
+def settling(pipeline: PipelineConfig) -> dt.timedelta:
+    """How long after its event a record may still be updated, and a day stays open.
+
+    The allowed lateness, or the label's ``available_after_minutes`` if longer: by the
+    pipeline's own contract a record's outcome is known by then.
+    """
+    minutes = pipeline.stream.allowed_lateness_minutes
+    if pipeline.label is not None:
+        minutes = max(minutes, pipeline.label.available_after_minutes)
+    return dt.timedelta(minutes=minutes)
+
+
+def latest_versions(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Each key's last row: a micro-batch partition read in batch order, one row per record."""
+    return frame[~frame.duplicated(subset=key, keep="last")].reset_index(drop=True)
+
+
+def _ingested_whole(lake: Lake, pipeline: str, dataset: str, ds: dt.date) -> bool:
+    """Whether a day's raw partition was written by daily ingestion, not by micro-batches."""
+    return lake.exists("raw", pipeline, dataset, ds) and "batches" not in lake.manifest(
+        "raw", pipeline, dataset, ds
+    )
+
+
+def _key_tuples(frame: pd.DataFrame, key: list[str]) -> list[tuple[str, ...]]:
+    return [tuple(str(v) for v in row) for row in frame[key].itertuples(index=False)]
+
+
+def _local_days(times: pd.Series, pipeline: PipelineConfig, *, fallback: dt.datetime) -> pd.Series:
+    default = fallback.astimezone(pipeline.zone).date()
+    return times.dt.tz_convert(pipeline.zone).dt.date.where(times.notna(), default)
+
+
+def _digests(frame: pd.DataFrame, config: DatasetConfig) -> pd.Series:
+    """One digest per row over the declared columns, equal for equal values (any dtype)."""
+    import pandas as pd
+
+    def text(value: Any) -> str:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return "\0"
+        if isinstance(value, pd.Timestamp):
+            return value.tz_convert("UTC").isoformat() if value.tzinfo else value.isoformat()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return repr(float(value))
+        return str(value)
+
+    columns = [c for c in config.columns if c in frame.columns]
+    cells = frame[columns].astype(object).map(text)
+    return pd.util.hash_pandas_object(cells, index=False)
+
+
+def _earlier_versions(
+    lake: Lake, pipeline: str, dataset: str, ds: dt.date, batch: str, config: DatasetConfig
+) -> dict[tuple[str, ...], int]:
+    """The digest of each key's latest version admitted to a day by batches before ``batch``."""
+    import pandas as pd
     import pyarrow.parquet as pq
 
     if not lake.exists("raw", pipeline, dataset, ds):
-        return set()
+        return {}
     folder = lake.fetch("raw", pipeline, dataset, ds)
-    keys: set[tuple[str, ...]] = set()
-    for file in sorted(folder.glob("batch-*.parquet")):
-        if file.name[len("batch-") : -len(".parquet")] >= batch:
-            continue
-        table = pq.read_table(file, columns=key).to_pandas()
-        keys.update(tuple(str(v) for v in row) for row in table.itertuples(index=False))
-    return keys
+    frames = [
+        pq.read_table(file).to_pandas()
+        for file in sorted(folder.glob("batch-*.parquet"))
+        if file.name[len("batch-") : -len(".parquet")] < batch
+    ]
+    if not frames:
+        return {}
+    frame = pd.concat(frames, ignore_index=True)  # batch order: later versions come later
+    return dict(zip(_key_tuples(frame, config.key), _digests(frame, config), strict=True))
+
+
+def _new_versions(
+    part: pd.DataFrame, earlier: dict[tuple[str, ...], int], config: DatasetConfig
+) -> tuple[pd.DataFrame, int, int]:
+    """What a batch admits to a day: each key's last row, unless it repeats what is known.
+
+    Returns the rows to admit, how many rows replace an earlier version of their key
+    (in an earlier batch or earlier in this one) with other values, and how many repeat
+    the version they would replace (dropped as duplicates).
+    """
+    digests = _digests(part, config).to_numpy()
+    keys = _key_tuples(part, config.key)
+    known = dict(earlier)
+    keep = []
+    replaced = duplicates = 0
+    for position, (key, digest) in enumerate(zip(keys, digests, strict=True)):
+        if key in known:
+            if known[key] == digest:
+                duplicates += 1
+                continue
+            replaced += 1
+        known[key] = digest
+        keep.append(position)
+    rows = part.iloc[keep]
+    # Within the batch only each key's last admitted row is stored: it supersedes the rest.
+    last = ~rows.duplicated(subset=config.key, keep="last").to_numpy()
+    return rows[last], replaced, duplicates
 
 
 def ingest_micro_batch(
@@ -340,6 +430,7 @@ def ingest_micro_batch(
         raise ValueError(f"empty arrival window [{start}, {end})")
     before_marks: dict[str, str | None] = previous.get("watermarks") or {}
     lateness = dt.timedelta(minutes=pipeline.stream.allowed_lateness_minutes)
+    settle = settling(pipeline)
     batch = batch_id(end)
     fmt = pipeline.source.format
     results: dict[str, DatasetBatch] = {}
@@ -386,15 +477,39 @@ def ingest_micro_batch(
         rows = cast_to_schema(rows, config.columns)
         times = _event_times(rows, config.event_time)
         untimed = times.isna()
+        days = _local_days(times, pipeline, fallback=start)
+        keys = pd.Series(_key_tuples(rows, config.key), index=rows.index)
+        earlier = {
+            ds: _earlier_versions(lake, pipeline.name, name, ds, batch, config)
+            for ds in sorted(set(days[~untimed]))
+        }
+        # A row updates its key when an earlier batch, or an earlier row of this batch,
+        # admitted the key to its day; the first row of a key is new.
+        update = (
+            pd.Series(
+                [k in earlier.get(d, {}) for k, d in zip(keys, days, strict=True)], index=rows.index
+            )
+            | pd.DataFrame({"k": keys, "d": days}).duplicated()
+        )
+        update &= ~untimed
         late = pd.Series(False, index=rows.index)
         if watermark is not None:
-            late = ~untimed & (times < watermark - lateness)
+            late = ~untimed & ~update & (times < watermark - lateness)
+            late |= ~untimed & update & (times < watermark - settle)
+        # A day ingested whole (the daily way) is final: the stream does not write into it.
+        whole = {d for d in earlier if _ingested_whole(lake, pipeline.name, name, d)}
+        settled = ~untimed & days.isin(whole) & ~late
         routed = {
             f"{name}.untimed": (untimed, f"no {config.event_time}: cannot be routed to a day"),
             f"{name}.late": (
                 late,
                 f"late: {config.event_time} more than {pipeline.stream.allowed_lateness_minutes} "
-                f"minutes behind the watermark {watermark}",
+                f"minutes behind the watermark {watermark} (an update of a record: more than "
+                f"{int(settle.total_seconds() // 60)} minutes)",
+            ),
+            f"{name}.settled": (
+                settled,
+                "its day was ingested whole (the daily way): its records are final",
             ),
         }
         for folder, (mask, reason) in routed.items():
@@ -421,20 +536,16 @@ def ingest_micro_batch(
                         ),
                     )
         stats.untimed = int(untimed.sum())
-        stats.late = int(late.sum())
-        keep = ~untimed & ~late
+        stats.late = int(late.sum() + settled.sum())
+        keep = ~untimed & ~late & ~settled
         rows, times = rows[keep], times[keep]
         for ds, part in _by_day(rows, times, pipeline, fallback=start):
-            keys = [tuple(str(v) for v in r) for r in part[config.key].itertuples(index=False)]
-            seen = _earlier_keys(lake, pipeline.name, name, ds, batch, config.key)
-            fresh = []
-            for k in keys:
-                fresh.append(k not in seen)
-                seen.add(k)
-            admitted = part[fresh].drop(columns=["_arrival_file"])
-            stats.duplicates += len(part) - len(admitted)
+            admitted, replaced, duplicates = _new_versions(part, earlier[ds], config)
+            stats.updates += replaced
+            stats.duplicates += duplicates
             if admitted.empty:
                 continue
+            admitted = admitted.drop(columns=["_arrival_file"])
             with catalog.day_lock(settings.database_url, pipeline.name, [ds], what="micro-batch"):
                 _append_batch(
                     lake, "raw", pipeline.name, name, ds, batch, admitted,
@@ -471,7 +582,12 @@ def ingest_micro_batch(
         if missing:
             ingest(settings, pipeline, ds, run_id=run_id, datasets=missing)
     clock = _clock(pipeline, results)
-    closed = _closed_days(pipeline, before_marks.get(entity), results[entity].watermark)
+    closed = [
+        ds
+        for ds in _closed_days(pipeline, before_marks.get(entity), results[entity].watermark)
+        if lake.exists("raw", pipeline.name, entity, ds)
+        and not _ingested_whole(lake, pipeline.name, entity, ds)
+    ]  # days the stream wrote
     log.write(
         end,
         {
@@ -501,9 +617,7 @@ def _by_day(
     frame: pd.DataFrame, times: pd.Series, pipeline: PipelineConfig, *, fallback: dt.datetime
 ) -> list[tuple[dt.date, pd.DataFrame]]:
     """Split rows by the local day of their event time (no time: the batch's day)."""
-    local = times.dt.tz_convert(pipeline.zone).dt.date
-    default = fallback.astimezone(pipeline.zone).date()
-    days = local.where(times.notna(), default)
+    days = _local_days(times, pipeline, fallback=fallback)
     return [(day, frame[days == day]) for day in sorted(set(days))]
 
 
@@ -523,10 +637,13 @@ def _clock(pipeline: PipelineConfig, results: dict[str, DatasetBatch]) -> dt.dat
 
 
 def _closed_days(pipeline: PipelineConfig, before: str | None, after: str | None) -> list[dt.date]:
-    """Days whose end plus the allowed lateness the entity watermark passed in this batch."""
+    """Days whose end plus the settling time the entity watermark passed in this batch.
+
+    A closed day takes no more rows or updates (:func:`settling`): its records are final.
+    """
     if after is None:
         return []
-    lateness = dt.timedelta(minutes=pipeline.stream.allowed_lateness_minutes)
+    lateness = settling(pipeline)
     upto = (dt.datetime.fromisoformat(after) - lateness).astimezone(pipeline.zone)
     last_closed = upto.date() - dt.timedelta(days=1)  # days ending at or before ``upto``
     if before is None:

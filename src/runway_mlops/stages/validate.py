@@ -119,7 +119,10 @@ def _validate_locked(
 
 
 def read_raw(lake: Lake, pipeline: PipelineConfig, ds: dt.date) -> dict[str, pd.DataFrame]:
-    """The day's raw frame of every dataset, as ingest typed it (rows indexed 0..n-1)."""
+    """The day's raw frame of every dataset, as ingest typed it (rows indexed 0..n-1).
+
+    A day written by micro-batches holds versions of its records; each key's latest is read.
+    """
     from runway_mlops.schema import cast_to_schema
 
     missing = [
@@ -132,9 +135,13 @@ def read_raw(lake: Lake, pipeline: PipelineConfig, ds: dt.date) -> dict[str, pd.
             f"{', '.join(missing)} (looked under {where}); run ingest first: "
             f"`runway run ingest --pipeline {pipeline.name} --date {ds}`"
         )
+    from runway_mlops.stages.microbatch import latest_versions
+
     frames = {}
     for name, config in pipeline.datasets.items():
         frame = lake.read_frame("raw", pipeline.name, name, ds)
+        if config.key and "batches" in lake.manifest("raw", pipeline.name, name, ds):
+            frame = latest_versions(frame, config.key)  # a micro-batch day: one row per record
         # The same lossless cast as ingest: a no-op on what ingest wrote, and a column
         # that cannot take its declared type stays as it is, for the type check to fail.
         frames[name] = cast_to_schema(frame, config.columns).reset_index(drop=True)
