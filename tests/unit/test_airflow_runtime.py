@@ -54,6 +54,28 @@ def test_environment_points_airflow_at_the_project(settings) -> None:
     assert env["RUNWAY_CONFIG_DIR"] == str(settings.config_dir)
 
 
+def test_a_connect_master_makes_spark_default_a_spark_connect_connection(settings) -> None:
+    from airflow.models.connection import Connection
+    from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
+
+    from runway_mlops.errors import ServiceError
+    from runway_mlops.programs.services import spark_connect_command
+
+    remote = settings.model_copy(update={"spark_master": "sc://127.0.0.1:15002"})
+    conn = json.loads(airflow_env(remote, base={})["AIRFLOW_CONN_SPARK_DEFAULT"])
+    assert conn == {"conn_type": "spark_connect", "host": "127.0.0.1", "port": 15002}
+    # The provider's hook reads it back as the endpoint the feature task connects to.
+    parsed = Connection(conn_id="spark_default", **conn)
+    assert parsed.conn_type == SparkConnectHook.conn_type
+    # The server command binds exactly there, on loopback.
+    command = spark_connect_command("sc://127.0.0.1:15002")
+    assert "org.apache.spark.sql.connect.service.SparkConnectServer" in command
+    assert "spark.connect.grpc.binding.address=127.0.0.1" in command
+    assert "spark.connect.grpc.binding.port=15002" in command
+    with pytest.raises(ServiceError, match="sc://host:port"):
+        spark_connect_command("local[*]")
+
+
 def test_caller_environment_wins_for_connections(settings) -> None:
     env = airflow_env(settings, base={"AIRFLOW_CONN_SPARK_DEFAULT": "spark://cluster:7077"})
     assert env["AIRFLOW_CONN_SPARK_DEFAULT"] == "spark://cluster:7077"

@@ -12,11 +12,18 @@ from airflow.sdk import BaseSensorOperator
 class FeatureSubmitOperator(SparkSubmitOperator):
     """``SparkSubmitOperator`` that labels its Asset event with the partition it wrote.
 
-    The master comes from the ``spark_default`` connection (``local[*]`` on embedded
-    defaults, a cluster in production). After the job succeeds the feature Asset event
-    carries ``ds``, ``feature_version``, ``rows`` and ``path`` from the partition's
-    manifest (and ``days`` for a run that built several), so the pipelines that follow
-    the Asset know exactly what changed.
+    Where the job runs comes from the ``spark_default`` connection: of type ``spark``
+    (``local[*]`` on embedded defaults, a ``spark://`` cluster in production) it is
+    spark-submitted, a JVM of its own; of type ``spark_connect`` (``sc://host:port``, the
+    Spark provider's Spark Connect connection) the task itself is a thin client of that
+    long-lived server and runs the same job (:func:`runway_mlops.stages.features.run_job`)
+    with the same arguments — a connection change, not a code change. A Connect server
+    that does not answer fails the task with a retryable ``service unavailable`` error;
+    nothing is published (each day is staged, then swapped in whole).
+
+    After the job succeeds the feature Asset event carries ``ds``, ``feature_version``,
+    ``rows`` and ``path`` from the partition's manifest (and ``days`` for a run that built
+    several), so the pipelines that follow the Asset know exactly what changed.
     """
 
     def __init__(self, *, pipeline_name: str, days_task: str | None = None, **kwargs: Any) -> None:
@@ -28,11 +35,32 @@ class FeatureSubmitOperator(SparkSubmitOperator):
     def execute(self, context: Any) -> None:
         from runway_mlops.orchestration.tasks import feature_event_extra
 
-        super().execute(context)
+        if self._connect_url() is None:
+            super().execute(context)
+        else:
+            self._run_on_connect(str(self._connect_url()))
         extra = feature_event_extra(self.pipeline_name, context, self.days_task)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         self.log.info("feature partition %s (version %s)", extra["path"], extra["feature_version"])
+
+    def _connect_url(self) -> str | None:
+        """``sc://host:port/;...`` when ``spark_default`` is a Spark Connect connection."""
+        from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
+
+        connection = SparkConnectHook.get_connection(self._conn_id)
+        if connection.conn_type != SparkConnectHook.conn_type:
+            return None
+        return SparkConnectHook(conn_id=self._conn_id).get_connection_url()
+
+    def _run_on_connect(self, url: str) -> None:
+        from runway_mlops.orchestration.tasks import _run_stage
+        from runway_mlops.stages.features import run_job
+
+        args = [str(a) for a in self.application_args or []]
+        results = _run_stage(lambda: run_job(args, master=url))
+        for result in results:
+            self.log.info("built %s: %s rows at %s", result.ds, result.rows, result.path)
 
 
 class PartitionSensor(BaseSensorOperator):

@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from runway_mlops.config import ENV_FIELDS, PlatformSettings
@@ -151,13 +152,27 @@ def airflow_env(
         value = settings.home if name == "home" else getattr(settings, name)
         if value is not None:
             env[f"RUNWAY_{name.upper()}"] = str(value)
-    env.setdefault(
-        "AIRFLOW_CONN_SPARK_DEFAULT",
-        json.dumps({"conn_type": "spark", "host": settings.spark_master}),
-    )
+    env.setdefault("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(spark_connection(settings)))
     for conn_id, uri in settings.connections.items():
         env.setdefault(f"AIRFLOW_CONN_{conn_id.upper()}", uri)
     return env
+
+
+def spark_connection(settings: PlatformSettings) -> dict[str, Any]:
+    """``spark_default`` for the profile's ``spark_master``.
+
+    A ``sc://host:port`` master is a Spark Connect connection (the feature task is a
+    thin client of that server); any other master a ``spark`` one (spark-submit).
+    """
+    from runway_mlops.stages.features import is_connect
+
+    if is_connect(settings.spark_master):
+        parts = urlsplit(settings.spark_master.replace("sc://", "http://", 1))
+        connection: dict[str, Any] = {"conn_type": "spark_connect", "host": parts.hostname}
+        if parts.port:
+            connection["port"] = parts.port
+        return connection
+    return {"conn_type": "spark", "host": settings.spark_master}
 
 
 def airflow_database_url(settings: PlatformSettings) -> str:

@@ -522,6 +522,18 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_spark_connect(args: argparse.Namespace) -> int:
+    """A Spark Connect server in the foreground, at ``--url`` (default: the profile's master)."""
+    from runway_mlops.programs.services import spark_connect_command
+
+    settings = _settings()
+    url = args.url or settings.spark_master
+    command = spark_connect_command(url, master=args.master)
+    print(f"Spark Connect server at {url} (executors: {args.master}); Ctrl-C stops it")
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from runway_mlops.programs.services import serve
 
@@ -712,6 +724,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="run moto's S3 server at the profile's loopback s3_endpoint_url (no MinIO here)",
     )
     up.set_defaults(func=cmd_up)
+
+    connect = commands.add_parser(
+        "spark-connect",
+        help="a long-lived Spark Connect server: feature jobs of a profile whose spark_master "
+        "is sc://host:port are its thin clients",
+    )
+    connect.add_argument(
+        "--url", default=None, metavar="sc://HOST:PORT", help="default: the profile's spark_master"
+    )
+    connect.add_argument("--master", default="local[*]", help="where its executors run")
+    connect.set_defaults(func=cmd_spark_connect)
 
     airflow = commands.add_parser(
         "airflow", help="Airflow's CLI with this profile's environment, e.g. `backfill create`"

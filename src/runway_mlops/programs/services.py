@@ -273,6 +273,44 @@ def spark_commands(settings: PlatformSettings) -> dict[str, list[str]]:
     return commands
 
 
+#: Spark Connect's own default port.
+CONNECT_PORT = 15002
+
+
+def spark_connect_command(url: str, master: str = "local[*]") -> list[str]:
+    """The command line of a Spark Connect server listening at ``url`` (``sc://host:port``).
+
+    pyspark ships the server (``spark-connect_*.jar``); it runs ``master``'s executors
+    (``local[*]`` here, a ``spark://`` cluster on ``prod``) in one long-lived JVM, so a
+    feature job is a thin client that opens in well under a second.
+    """
+    import pyspark
+
+    from runway_mlops.stages.features import SPARK_CONF, is_connect
+
+    if not is_connect(url):
+        raise ServiceError(f"a Spark Connect endpoint is sc://host:port (got {url!r})")
+    parts = urlsplit(url.replace("sc://", "http://", 1))
+    host, port = parts.hostname or "127.0.0.1", parts.port or CONNECT_PORT
+    conf = {
+        **SPARK_CONF,
+        "spark.connect.grpc.binding.address": host,
+        "spark.connect.grpc.binding.port": str(port),
+    }
+    command = [
+        str(Path(pyspark.__file__).parent / "bin" / "spark-submit"),
+        "--master",
+        master,
+        "--class",
+        "org.apache.spark.sql.connect.service.SparkConnectServer",
+        "--name",
+        "runway-spark-connect",
+    ]
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={value}"]
+    return [*command, "spark-internal"]
+
+
 def s3_emulator_command(settings: PlatformSettings) -> list[str]:
     """moto's S3 server at the profile's (loopback) endpoint: a stand-in for MinIO."""
     import sys

@@ -44,6 +44,7 @@ from runway_mlops.errors import (
     FeatureBuildError,
     MissingPartitionError,
     RunwayError,
+    ServiceUnavailableError,
 )
 from runway_mlops.lake import Lake, open_lake
 
@@ -63,10 +64,80 @@ SPARK_CONF = {
 }
 
 
+#: A master of this scheme is a Spark Connect endpoint (``sc://host:port``): the session
+#: is a thin client of a long-lived server, not a JVM of its own.
+CONNECT_SCHEME = "sc://"
+#: How a Connect client retries a server that does not answer: ~5 s in all, then the
+#: stage fails with ServiceUnavailableError (Airflow retries the task). pyspark's
+#: default keeps trying for 10 minutes.
+CONNECT_RETRIES: dict[str, Any] = {
+    "max_retries": 4,
+    "initial_backoff": 250,
+    "max_backoff": 2000,
+    "backoff_multiplier": 2.0,
+}
+
+
+def is_connect(master: str | None) -> bool:
+    """Whether ``master`` names a Spark Connect endpoint."""
+    return bool(master) and str(master).startswith(CONNECT_SCHEME)
+
+
+def connect_session(url: str) -> SparkSession:
+    """A new client session of the Spark Connect server at ``url``, with Runway's settings.
+
+    Raises ServiceUnavailableError, naming the endpoint, when the server does not answer.
+    """
+    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    spark = SparkSession.builder.remote(url).create()
+    spark.client.set_retry_policies([DefaultPolicy(**CONNECT_RETRIES)])
+    try:
+        for key, value in SPARK_CONF.items():
+            if key.startswith("spark.sql."):  # the others are the server's (static)
+                spark.conf.set(key, value)
+    except Exception as exc:
+        spark.stop()
+        raise connect_unavailable(url, exc) from None
+    return spark
+
+
+def connect_unavailable(url: str, exc: BaseException) -> ServiceUnavailableError:
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return ServiceUnavailableError(
+        f"Spark Connect at {url} does not answer ({detail}); start it with "
+        f"`runway spark-connect` (or `runway up`), or point spark_master elsewhere"
+    )
+
+
+def _connect_url(spark: Any) -> str:
+    """The ``sc://host:port`` a Connect client session talks to."""
+    try:
+        return f"{CONNECT_SCHEME}{spark.client._builder.url.netloc}"
+    except AttributeError:
+        return "the Spark Connect endpoint"
+
+
+def _connect_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says a Spark Connect server went away (not that a query failed)."""
+    from pyspark.errors import PySparkException
+
+    if not isinstance(exc, PySparkException):
+        return False
+    text = f"{type(exc).__name__} {exc}"
+    return "RetriesExceeded" in text or "UNAVAILABLE" in text or "Connection refused" in text
+
+
 def spark_session(master: str | None = None, app_name: str = "runway") -> SparkSession:
-    """A session with Runway's settings; ``master`` is left to spark-submit when None."""
+    """A session with Runway's settings; ``master`` is left to spark-submit when None.
+
+    An ``sc://host:port`` master gives a Spark Connect client (:func:`connect_session`).
+    """
     from pyspark.sql import SparkSession
 
+    if master and is_connect(master):
+        return connect_session(master)
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
@@ -433,7 +504,14 @@ def build_feature_range(
     with catalog.day_lock(
         settings.database_url, pipeline.name, days, what=f"build_features {days[0]}..{days[-1]}"
     ):
-        return _build_locked(spark, settings, pipeline, days, run_id=run_id)
+        try:
+            return _build_locked(spark, settings, pipeline, days, run_id=run_id)
+        except Exception as exc:
+            # A Connect server that died mid-job: nothing was published (each day is
+            # staged, then swapped in whole); a retry on a live server redoes the days.
+            if _connect_lost(exc):
+                raise connect_unavailable(_connect_url(spark), exc) from None
+            raise
 
 
 def _build_locked(
@@ -626,12 +704,7 @@ def _count_rows(folder: Path) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.glob("*.parquet"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point for spark-submit.
-
-    ``build_features.py --pipeline NAME (--ds D | --from D --to D | --days D1,D2,...)``;
-    prints one ``RUNWAY_RESULT <json>`` line per day built.
-    """
+def _job_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="build_features", description=__doc__)
     parser.add_argument("--pipeline", required=True)
     when = parser.add_mutually_exclusive_group(required=True)
@@ -647,29 +720,53 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day of the range")
     parser.add_argument("--run-id", default=None)
+    return parser
+
+
+def run_job(argv: list[str], *, master: str | None = None) -> list[FeatureResult]:
+    """The feature job's work for its arguments (see :func:`main`), in this process.
+
+    ``master``: a Spark Connect endpoint to be a client of (the Airflow task on a
+    ``spark_connect`` connection); None: the profile's Connect master, else the master
+    spark-submit gave this process. Raises RunwayError (ServiceUnavailableError when the
+    Connect server does not answer).
+    """
+    parser = _job_parser()
     args = parser.parse_args(argv)
     if bool(args.date_from) != bool(args.date_to):
         parser.error("--from and --to go together")
+    settings = load_settings()
+    pipeline = get_pipeline(settings, args.pipeline)
+    if args.ds:
+        days = [parse_date(args.ds)]
+    elif args.days:
+        days = [parse_date(d.strip(), "--days date") for d in args.days.split(",") if d.strip()]
+        if not days:
+            raise ConfigError("--days lists no day")
+    else:
+        first = parse_date(args.date_from, "--from date")
+        last = parse_date(args.date_to, "--to date")
+        if last < first:
+            raise ConfigError(f"--to {last} is before --from {first}")
+        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    if master is None and is_connect(settings.spark_master):
+        master = settings.spark_master
+    # Under spark-submit (no master) the master is spark-submit's.
+    spark = spark_session(master)
     try:
-        settings = load_settings()
-        pipeline = get_pipeline(settings, args.pipeline)
-        if args.ds:
-            days = [parse_date(args.ds)]
-        elif args.days:
-            days = [parse_date(d.strip(), "--days date") for d in args.days.split(",") if d.strip()]
-            if not days:
-                raise ConfigError("--days lists no day")
-        else:
-            first = parse_date(args.date_from, "--from date")
-            last = parse_date(args.date_to, "--to date")
-            if last < first:
-                raise ConfigError(f"--to {last} is before --from {first}")
-            days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-        spark = spark_session()
-        try:
-            results = build_feature_range(spark, settings, pipeline, days, run_id=args.run_id)
-        finally:
-            spark.stop()
+        return build_feature_range(spark, settings, pipeline, days, run_id=args.run_id)
+    finally:
+        spark.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for spark-submit.
+
+    ``build_features.py --pipeline NAME (--ds D | --from D --to D | --days D1,D2,...)``;
+    prints one ``RUNWAY_RESULT <json>`` line per day built.
+    """
+    try:
+        results = run_job(sys.argv[1:] if argv is None else argv)
     except RunwayError as exc:
         print(f"build_features: {exc.kind}: {exc}", file=sys.stderr)
         return 1
