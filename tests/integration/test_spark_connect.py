@@ -175,3 +175,38 @@ def test_the_feature_task_is_a_thin_client_when_spark_default_is_spark_connect(
     lake = Lake(settings.lake_dir)
     for ds in days:
         assert lake.manifest("features", "flights", "flights", ds)["run_id"] == run["dag_run_id"]
+
+
+def test_runway_up_starts_the_server_and_restarts_it_when_it_dies(tmp_path) -> None:
+    """``start_services`` (what ``runway up`` runs) starts the server of a Connect profile
+    on loopback, and its supervisor starts it again when it dies."""
+    from runway_mlops.orchestration.runtime import airflow_env
+    from runway_mlops.programs.services import listening, start_services
+
+    port = _free_port()
+    settings = load_settings(
+        CONFIG_DIR,
+        env={
+            "RUNWAY_HOME": str(tmp_path / "home"),
+            "RUNWAY_SPARK_MASTER": f"sc://127.0.0.1:{port}",
+        },
+    )
+    procs = start_services(settings, airflow_env(settings))
+    try:
+        assert listening("127.0.0.1", port)
+        first = procs.processes["spark-connect"]
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        procs.check_alive()  # the supervisor's loop: a dead server is started again
+        assert procs.restarts == {"spark-connect": 1}
+        deadline = time.monotonic() + 120
+        while not listening("127.0.0.1", port):
+            assert time.monotonic() < deadline, procs.logs["spark-connect"].read_text()[-2000:]
+            time.sleep(0.5)
+        assert procs.processes["spark-connect"].pid != first.pid
+    finally:
+        procs.stop()
+    deadline = time.monotonic() + 60  # the JVM closes its port on the way out
+    while listening("127.0.0.1", port):
+        assert time.monotonic() < deadline, "the server outlived runway's stop"
+        time.sleep(0.5)

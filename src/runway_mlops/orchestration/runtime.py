@@ -231,7 +231,7 @@ def migrate(settings: PlatformSettings, env: Mapping[str, str]) -> None:
 
 
 #: Components a supervisor restarts when they exit; and how often before giving up.
-RESTARTABLE = ("scheduler", "dag-processor", "triggerer", "celery-worker")
+RESTARTABLE = ("scheduler", "dag-processor", "triggerer", "celery-worker", "spark-connect")
 MAX_RESTARTS = 3
 
 

@@ -38,6 +38,7 @@ from runway_mlops.errors import ServiceError
 from runway_mlops.orchestration import lifecycle
 from runway_mlops.orchestration import runtime as airflow_runtime
 from runway_mlops.orchestration.runtime import AirflowProcesses
+from runway_mlops.stages.features import CONNECT_SCHEME, SPARK_CONF, is_connect
 
 # --------------------------------------------------------------------- what must exist
 
@@ -286,11 +287,9 @@ def spark_connect_command(url: str, master: str = "local[*]") -> list[str]:
     """
     import pyspark
 
-    from runway_mlops.stages.features import SPARK_CONF, is_connect
-
     if not is_connect(url):
         raise ServiceError(f"a Spark Connect endpoint is sc://host:port (got {url!r})")
-    parts = urlsplit(url.replace("sc://", "http://", 1))
+    parts = urlsplit(url.replace(CONNECT_SCHEME, "http://", 1))
     host, port = parts.hostname or "127.0.0.1", parts.port or CONNECT_PORT
     conf = {
         **SPARK_CONF,
@@ -345,6 +344,15 @@ def start_services(
             host, port = _free_address(settings.mlflow_tracking_uri, 5000, "mlflow_tracking_uri")
             procs.spawn("mlflow-server", mlflow_server_command(settings))
             _wait_port(procs, "mlflow-server", host, port, 120)
+        if is_connect(settings.spark_master):
+            # A Connect master on this machine: its server is one of the profile's
+            # services, supervised (restarted when it dies) like Airflow's components.
+            url = settings.spark_master.replace(CONNECT_SCHEME, "http://", 1)
+            parts = urlsplit(url)
+            host, port = parts.hostname or "127.0.0.1", parts.port or CONNECT_PORT
+            if _on_this_machine(url) and not listening(host, port):
+                procs.spawn("spark-connect", spark_connect_command(settings.spark_master))
+                _wait_port(procs, "spark-connect", host, port, 120)
         if settings.spark_cluster:
             host, port = _free_address(settings.spark_master, 7077, "spark_master")
             commands = spark_commands(settings)
@@ -452,6 +460,8 @@ def serve(settings: PlatformSettings, *, s3_emulator: bool = False) -> int:
         extra.append("S3 emulator")
     if settings.mlflow_backend_store_uri:
         extra.append("MLflow server")
+    if is_connect(settings.spark_master):
+        extra.append(f"Spark Connect server at {settings.spark_master}")
     if settings.spark_cluster:
         extra.append(f"Spark master + {settings.spark_workers} workers")
     print(
