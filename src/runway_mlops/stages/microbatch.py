@@ -32,16 +32,18 @@ Each batch is a file ``batch-<id>.parquet`` of its day's raw partition (each key
 version in the batch), which is republished atomically with the batch listed in its
 manifest; rerunning the batch replaces its own file and nothing else. Readers take each
 key's version from the latest batch that holds it (:func:`latest_versions`, used by
-validation), so the validated partition has one row per record. The batch is then **committed**: one JSON object
-per batch in the lake's commit log (``_stream/<pipeline>/commits/<UTC day>/<id>.json``)
-holding the watermarks after it, the days it touched and its counts. The next batch
+validation), so the validated partition has one row per record. The batch is then
+**committed**: one JSON object per batch in the lake's commit log
+(``_stream/<pipeline>/commits/<UTC day>/<id>.json``) holding the watermarks after it, the
+days it touched and its counts. The next batch
 starts from the latest commit before it, so the watermark advances only with the data it
 covers: a batch that died before its commit is redone by its rerun, which rewrites the
 same files (everything is derived from the arrival window and earlier commits).
 
 A day is **closed** when the entity dataset's watermark passes the end of the day plus
-the settling time (its records are final then); the batch that closes it reports it, and validation then runs
-the day's aggregate checks (row counts, null fractions, drift) on the complete day.
+the settling time (its records are final then); the batch that closes it reports it,
+and validation then runs the day's aggregate checks (row counts, null fractions, drift)
+on the complete day.
 """
 
 from __future__ import annotations
