@@ -35,10 +35,11 @@ class FeatureSubmitOperator(SparkSubmitOperator):
     def execute(self, context: Any) -> None:
         from runway_mlops.orchestration.tasks import feature_event_extra
 
-        if self._connect_url() is None:
+        url = self._connect_url()
+        if url is None:
             super().execute(context)
         else:
-            self._run_on_connect(str(self._connect_url()))
+            self._run_on_connect(url)
         extra = feature_event_extra(self.pipeline_name, context, self.days_task)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
