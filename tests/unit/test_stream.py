@@ -180,8 +180,24 @@ def test_a_resent_version_is_a_duplicate_and_a_changed_one_replaces_it(
     third = ingest_micro_batch(settings, micro, WALL + 2 * MINUTE, WALL + 3 * MINUTE)
     assert third.datasets["flights"].updates == third.datasets["flights"].admitted == 5
     after = _day(Lake(settings.lake_dir), key)
-    assert len(after) == len(before) == first.datasets["flights"].admitted
+    # A record per key: the first batch's new keys (its other rows were their updates).
+    made = first.datasets["flights"]
+    assert len(after) == len(before) == made.admitted - made.updates
     assert (after["dep_delay"] == 999).sum() == 5
+
+    # Two corrections of the same flights in one delivery: both are kept, in order, and
+    # the later one is read; every row is admitted or a counted duplicate.
+    again = changed.assign(dep_delay="998")
+    twice = pd.concat([changed.assign(dep_delay="997"), again])
+    landing.write(arrival_key("flights", WALL + 3 * MINUTE, "fix2"), _csv_bytes(twice))
+    fourth = ingest_micro_batch(settings, micro, WALL + 3 * MINUTE, WALL + 4 * MINUTE)
+    stats = fourth.datasets["flights"]
+    assert stats.admitted == stats.updates == 10 and stats.duplicates == 0
+    assert stats.rows == stats.admitted + stats.duplicates + stats.late + stats.untimed
+    after = _day(Lake(settings.lake_dir), key)
+    assert (after["dep_delay"] == 998).sum() == 5 and not (after["dep_delay"] == 997).any()
+    stored = Lake(settings.lake_dir).read_frame("raw", "flights", "flights", DAY)
+    assert (stored["dep_delay"] == 997).sum() == 5  # the superseded version is kept
 
 
 def test_late_rows_go_to_quarantine_with_their_reason(settings, micro, landing) -> None:

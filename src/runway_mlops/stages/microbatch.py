@@ -28,8 +28,8 @@ admitted so far:
   longer): it goes to quarantine (``<dataset>.late``) with its reason;
 * a row without an event time cannot be routed: quarantined (``<dataset>.untimed``).
 
-Each batch is a file ``batch-<id>.parquet`` of its day's raw partition (each key's last
-version in the batch), which is republished atomically with the batch listed in its
+Each batch is a file ``batch-<id>.parquet`` of its day's raw partition (its versions in
+arrival order: none is dropped but an exact repeat), which is republished atomically with the batch listed in its
 manifest; rerunning the batch replaces its own file and nothing else. Readers take each
 key's version from the latest batch that holds it (:func:`latest_versions`, used by
 validation), so the validated partition has one row per record. The batch is then
@@ -371,11 +371,13 @@ def _earlier_versions(
 def _new_versions(
     part: pd.DataFrame, earlier: dict[tuple[str, ...], int], config: DatasetConfig
 ) -> tuple[pd.DataFrame, int, int]:
-    """What a batch admits to a day: each key's last row, unless it repeats what is known.
+    """What a batch admits to a day: every row, in order, except one that repeats the
+    version it would replace.
 
-    Returns the rows to admit, how many rows replace an earlier version of their key
-    (in an earlier batch or earlier in this one) with other values, and how many repeat
-    the version they would replace (dropped as duplicates).
+    Returns the rows to admit, how many of them replace an earlier version of their key
+    (in an earlier batch or earlier in this one) with other values, and how many rows
+    repeat the version they would replace (dropped as duplicates). Every row of ``part``
+    is one or the other: admitted or a counted duplicate.
     """
     digests = _digests(part, config).to_numpy()
     keys = _key_tuples(part, config.key)
@@ -390,10 +392,7 @@ def _new_versions(
             replaced += 1
         known[key] = digest
         keep.append(position)
-    rows = part.iloc[keep]
-    # Within the batch only each key's last admitted row is stored: it supersedes the rest.
-    last = ~rows.duplicated(subset=config.key, keep="last").to_numpy()
-    return rows[last], replaced, duplicates
+    return part.iloc[keep], replaced, duplicates
 
 
 def ingest_micro_batch(
