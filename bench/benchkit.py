@@ -10,12 +10,22 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Raw results of each bench (not committed; bench/README.md quotes them).
 RESULTS = ROOT / "bench" / "results"
 
 _PACKAGES = ("pyspark", "lightgbm", "mlflow", "great-expectations", "apache-airflow", "duckdb")
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write a bench's result as indented JSON (creating ``bench/results/``) and print it."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
 
 
 def machine() -> dict[str, object]:

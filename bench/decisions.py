@@ -78,7 +78,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plain_year  # noqa: E402  (bench/plain_year.py)
-from benchkit import RESULTS, ROOT, machine  # noqa: E402  (bench/benchkit.py)
+from benchkit import RESULTS, ROOT, machine, write_result  # noqa: E402  (bench/benchkit.py)
 
 CACHE = RESULTS / ".decisions-cache"
 TRAIN_FROM, VALID_FROM, MONITOR_FROM, MONITOR_TO = (
@@ -790,9 +790,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "total": round(time.perf_counter() - began, 1),
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return result
 
 

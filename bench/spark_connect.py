@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import signal
 import socket
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import RESULTS, ROOT, machine  # noqa: E402  (bench/benchkit.py)
+from benchkit import RESULTS, ROOT, machine, write_result  # noqa: E402  (bench/benchkit.py)
 
 PROBE = """
 import sys, time
@@ -136,9 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "median": {name: round(statistics.median(v), 2) for name, v in figures.items()},
         "runs": {name: [round(x, 2) for x in v] for name, v in figures.items()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return result
 
 

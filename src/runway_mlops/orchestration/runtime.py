@@ -164,14 +164,11 @@ def spark_connection(settings: PlatformSettings) -> dict[str, Any]:
     A ``sc://host:port`` master is a Spark Connect connection (the feature task is a
     thin client of that server); any other master a ``spark`` one (spark-submit).
     """
-    from runway_mlops.stages.features import is_connect
+    from runway_mlops.stages.features import connect_address, is_connect
 
     if is_connect(settings.spark_master):
-        parts = urlsplit(settings.spark_master.replace("sc://", "http://", 1))
-        connection: dict[str, Any] = {"conn_type": "spark_connect", "host": parts.hostname}
-        if parts.port:
-            connection["port"] = parts.port
-        return connection
+        host, port = connect_address(settings.spark_master)
+        return {"conn_type": "spark_connect", "host": host, "port": port}
     return {"conn_type": "spark", "host": settings.spark_master}
 
 

@@ -38,7 +38,7 @@ from runway_mlops.errors import ServiceError
 from runway_mlops.orchestration import lifecycle
 from runway_mlops.orchestration import runtime as airflow_runtime
 from runway_mlops.orchestration.runtime import AirflowProcesses
-from runway_mlops.stages.features import CONNECT_SCHEME, SPARK_CONF, is_connect
+from runway_mlops.stages.features import SPARK_CONF, connect_address, is_connect
 
 # --------------------------------------------------------------------- what must exist
 
@@ -274,10 +274,6 @@ def spark_commands(settings: PlatformSettings) -> dict[str, list[str]]:
     return commands
 
 
-#: Spark Connect's own default port.
-CONNECT_PORT = 15002
-
-
 def spark_connect_command(url: str, master: str = "local[*]") -> list[str]:
     """The command line of a Spark Connect server listening at ``url`` (``sc://host:port``).
 
@@ -289,8 +285,7 @@ def spark_connect_command(url: str, master: str = "local[*]") -> list[str]:
 
     if not is_connect(url):
         raise ServiceError(f"a Spark Connect endpoint is sc://host:port (got {url!r})")
-    parts = urlsplit(url.replace(CONNECT_SCHEME, "http://", 1))
-    host, port = parts.hostname or "127.0.0.1", parts.port or CONNECT_PORT
+    host, port = connect_address(url)
     conf = {
         **SPARK_CONF,
         "spark.connect.grpc.binding.address": host,
@@ -347,10 +342,8 @@ def start_services(
         if is_connect(settings.spark_master):
             # A Connect master on this machine: its server is one of the profile's
             # services, supervised (restarted when it dies) like Airflow's components.
-            url = settings.spark_master.replace(CONNECT_SCHEME, "http://", 1)
-            parts = urlsplit(url)
-            host, port = parts.hostname or "127.0.0.1", parts.port or CONNECT_PORT
-            if _on_this_machine(url) and not listening(host, port):
+            host, port = connect_address(settings.spark_master)
+            if host in _LOOPBACK and not listening(host, port):
                 procs.spawn("spark-connect", spark_connect_command(settings.spark_master))
                 _wait_port(procs, "spark-connect", host, port, 120)
         if settings.spark_cluster:

@@ -78,9 +78,21 @@ CONNECT_RETRIES: dict[str, Any] = {
 }
 
 
+#: Spark Connect's own default port.
+CONNECT_PORT = 15002
+
+
 def is_connect(master: str | None) -> bool:
     """Whether ``master`` names a Spark Connect endpoint."""
     return bool(master) and str(master).startswith(CONNECT_SCHEME)
+
+
+def connect_address(url: str) -> tuple[str, int]:
+    """Host and port of a ``sc://host[:port][/;params]`` endpoint (15002 by default)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.replace(CONNECT_SCHEME, "http://", 1))
+    return parts.hostname or "127.0.0.1", parts.port or CONNECT_PORT
 
 
 def connect_session(url: str) -> SparkSession:
