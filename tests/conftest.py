@@ -63,6 +63,73 @@ def spark():
     session.stop()
 
 
+_CONNECT: dict[str, object] = {}
+
+
+def shared_spark_connect() -> str:
+    """The address of the tests' one Spark Connect server, started on first use.
+
+    The warm engine the Airflow stacks' feature tasks share (issue 17): each task is a
+    thin client of it, as on a Runway home started by ``runway up``, instead of a
+    ``spark-submit`` JVM per task. Stopped at the end of the session
+    (:func:`_stop_shared_spark_connect`). A server that died is started again.
+    """
+    import subprocess
+    import time
+
+    from runway_mlops.programs.services import listening, spark_connect_command
+
+    server = _CONNECT.get("server")
+    if isinstance(server, subprocess.Popen) and server.poll() is None:
+        return str(_CONNECT["url"])
+    port = _free_port()
+    url = f"sc://127.0.0.1:{port}"
+    folder = Path(tempfile.mkdtemp(prefix="runway-tests-connect-"))
+    log = folder / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            spark_connect_command(url, master="local[2]"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=folder,
+        )
+    _CONNECT.update(url=url, server=server)
+    deadline = time.monotonic() + 180
+    while not listening("127.0.0.1", port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            _stop_connect_server()
+            pytest.fail(f"Spark Connect server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    return url
+
+
+def _stop_connect_server() -> None:
+    import signal
+    import subprocess
+
+    server = _CONNECT.pop("server", None)
+    if isinstance(server, subprocess.Popen) and server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_spark_connect():
+    yield
+    _stop_connect_server()
+
+
+@pytest.fixture(scope="session")
+def connect_url() -> str:
+    """The shared Spark Connect server's ``sc://`` address."""
+    return shared_spark_connect()
+
+
 _TEMPLATE: dict[str, Path] = {}
 
 
@@ -202,6 +269,9 @@ def running_stack(
     """A real Airflow on a private home; yields an :class:`AirflowStack`, then stops it.
 
     ``env`` adds ``RUNWAY_*`` settings (e.g. ``RUNWAY_DATABASE_URL``); the tasks inherit them.
+    Unless ``env`` names another ``RUNWAY_SPARK_MASTER``, the stack's ``spark_default`` is
+    the shared Spark Connect server (:func:`shared_spark_connect`), as on a home that
+    ``runway up`` started with a Connect master.
     """
     import datetime as dt
 
@@ -218,6 +288,7 @@ def running_stack(
             "RUNWAY_HOME": str(home / "runway"),
             "RUNWAY_AIRFLOW_URL": f"http://localhost:{_free_port()}",
             **pgdata.enter_context(postgres_data_dir(migrated=True)),
+            "RUNWAY_SPARK_MASTER": (env or {}).get("RUNWAY_SPARK_MASTER") or shared_spark_connect(),
             **(env or {}),
         },
     )

@@ -4,12 +4,15 @@ On the shared stack (clean deliveries for 2013-01-01 .. 01-10), a run of
 ``flights_features_backfill`` over 2013-01-09 .. 01-11 whose last day's delivery is a
 truncated file: the two good days are ingested, validated and featurised (one Spark job,
 one partition each), the bad day fails alone as its own mapped task instance and is
-quarantined, and the run fails naming it.
+quarantined, and the run fails naming it. The stack's ``spark_default`` is a Spark
+Connect server (``tests.conftest.shared_spark_connect``): the feature task runs the job
+as its thin client, with no ``spark-submit``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -34,11 +37,14 @@ def wide_run(airflow_stack, flights_pipeline):
         run = api.trigger(DAG_ID, logical_date=start, data_interval=(start, end))
         finished = wait_for_run(api, DAG_ID, run["dag_run_id"], stack.procs, timeout=900)
         tasks = api.task_instances(DAG_ID, run["dag_run_id"])
-    return stack, finished, tasks
+        log = api.get(
+            f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/build_features/logs/1"
+        )
+    return stack, finished, tasks, json.dumps(log)
 
 
 def test_the_good_days_get_features_from_one_job(wide_run, flights_pipeline) -> None:
-    stack, run, tasks = wide_run
+    stack, run, tasks, _ = wide_run
     lake = Lake(stack.settings.lake_dir)
     for ds in DAYS[:2]:
         manifest = lake.manifest("features", "flights", "flights", ds)
@@ -50,7 +56,7 @@ def test_the_good_days_get_features_from_one_job(wide_run, flights_pipeline) -> 
 
 
 def test_each_day_is_its_own_task_instance_and_the_bad_one_fails_the_run(wide_run) -> None:
-    stack, run, tasks = wide_run
+    stack, run, tasks, _ = wide_run
     ingest = {
         t.get("rendered_map_index"): t["state"] for t in tasks if t["task_id"] == "day.ingest_raw"
     }
@@ -63,3 +69,11 @@ def test_each_day_is_its_own_task_instance_and_the_bad_one_fails_the_run(wide_ru
     assert run["state"] == "failed"
     entries = catalog.list_quarantine(stack.settings.database_url, "flights")
     assert any(e.ds == DAYS[2] and e.scope == "delivery" for e in entries)
+
+
+def test_the_feature_task_is_a_thin_client_of_spark_connect(wide_run) -> None:
+    stack, run, _, log = wide_run
+    assert stack.settings.spark_master.startswith("sc://")
+    # The client's own lines, in the task's log: the job ran in the task process.
+    assert "built 2013-01-09" in log and "built 2013-01-10" in log
+    assert "spark-submit" not in log

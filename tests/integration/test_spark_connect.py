@@ -1,7 +1,10 @@
 """Feature jobs as thin clients of a long-lived Spark Connect server (issue 17).
 
 A real server (pyspark's own Connect jar, `runway spark-connect`'s command line) runs on
-a loopback port for the module. A profile whose ``spark_master`` is ``sc://host:port``
+a loopback port: the one the test session shares (``tests.conftest.shared_spark_connect``),
+which every Airflow stack of the tests also uses as ``spark_default``, so the feature task
+as a thin client through the real scheduler is proven by
+``test_backfill_dag_airflow.py``. A profile whose ``spark_master`` is ``sc://host:port``
 builds its feature partitions through it: the same partitions, row for row, as a
 classic in-process session builds. A server that does not answer fails the build in
 seconds with a retryable error naming the endpoint, and publishes nothing.
@@ -17,7 +20,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +30,6 @@ import pytest
 from runway_mlops import flows
 from runway_mlops.config import load_settings
 from runway_mlops.lake import Lake
-from runway_mlops.programs.services import spark_connect_command
 from runway_mlops.sample.seed import seed
 from runway_mlops.stages.ingest import ingest
 from runway_mlops.stages.validate import validate
@@ -37,39 +38,6 @@ from tests.conftest import CONFIG_DIR, ROOT, _free_port
 FIRST, LAST = dt.date(2013, 1, 1), dt.date(2013, 1, 5)
 DAYS = [dt.date(2013, 1, d) for d in (3, 4, 5)]
 KEY = ["year", "month", "day", "carrier", "flight", "origin"]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture(scope="module")
-def connect_url(tmp_path_factory):
-    port = _free_port()
-    url = f"sc://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("connect") / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            spark_connect_command(url, master="local[2]"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while not _listening(port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Spark Connect server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -145,36 +113,6 @@ def test_a_server_that_does_not_answer_fails_fast_retryably_and_publishes_nothin
     assert job.returncode == 1
     assert f"service unavailable: Spark Connect at {url} does not answer" in job.stderr
     assert sorted(str(p) for p in (world.lake_dir / "features").rglob("*")) == lake_before
-
-
-def test_the_feature_task_is_a_thin_client_when_spark_default_is_spark_connect(
-    tmp_path, flights_pipeline, connect_url
-) -> None:
-    """Through the real scheduler: a profile whose master is ``sc://`` makes ``spark_default``
-    a Spark Connect connection, and the feature task runs the job as its client."""
-    from runway_mlops.programs.demo import local_midnight, wait_for_dag, wait_for_run
-    from tests.conftest import running_stack
-
-    dag_id = "flights_features_backfill"
-    days = [dt.date(2013, 1, 2), dt.date(2013, 1, 3)]
-    start = local_midnight(days[0], flights_pipeline)
-    end = local_midnight(days[-1] + dt.timedelta(days=1), flights_pipeline)
-    with running_stack(tmp_path, env={"RUNWAY_SPARK_MASTER": connect_url}) as stack:
-        with stack.api() as api:
-            wait_for_dag(api, dag_id, stack.procs, timeout=300)
-            run = api.trigger(dag_id, logical_date=start, data_interval=(start, end))
-            finished = wait_for_run(api, dag_id, run["dag_run_id"], stack.procs, timeout=900)
-            log = api.get(
-                f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/build_features/logs/1"
-            )
-        settings = stack.settings
-    assert finished["state"] == "success"
-    text = json.dumps(log)
-    assert "built 2013-01-02" in text and "built 2013-01-03" in text  # the client's own lines
-    assert "spark-submit" not in text
-    lake = Lake(settings.lake_dir)
-    for ds in days:
-        assert lake.manifest("features", "flights", "flights", ds)["run_id"] == run["dag_run_id"]
 
 
 def test_runway_up_starts_the_server_and_restarts_it_when_it_dies(tmp_path) -> None:

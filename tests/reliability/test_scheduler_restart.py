@@ -1,7 +1,8 @@
-"""The scheduler dies in the middle of a 14-day backfill and is started again.
+"""The scheduler dies in the middle of an 8-day backfill and is started again.
 
-A private Airflow (embedded defaults) backfills ``flights_features`` over 14 days of
-clean deliveries, two runs at a time. Once a few days are done and others are running,
+A private Airflow (embedded defaults, feature tasks as clients of the tests' shared Spark
+Connect server) backfills ``flights_features`` over 8 days of clean deliveries, two runs
+at a time. Once a few days are done and others are running,
 the scheduler's whole process group (the scheduler, its executor's workers and the task
 processes they run) is SIGKILLed: a crash, with no graceful shutdown. The supervisor
 (``AirflowProcesses.check_alive``, what ``runway up`` runs) starts a new scheduler on
@@ -10,11 +11,13 @@ successful run per day, one features partition per day written by that day's run
 raw and one validated catalog record per dataset and day.
 
 Tasks that were running when the scheduler died are detected by the new scheduler (no
-heartbeat: ``task_instance_heartbeat_timeout``, 120 s in Runway's runtime) and retried
-under the pipeline's retry policy; a day whose task was killed half-way through a
+heartbeat: ``task_instance_heartbeat_timeout``, 120 s in Runway's runtime, 60 s here to
+keep the test short; an operator's value in the environment is kept) and retried
+under the pipeline's retry policy; tasks it had queued are orphans the new scheduler
+resets (Runway checks for them every 60 s, Airflow's default is 300 s); a day whose task was killed half-way through a
 partition publishes it whole on the retry (``tests/reliability/test_kill_mid_write.py``).
 
-Protection: the supervisor's restart (and the 120 s heartbeat timeout that frees the
+Protection: the supervisor's restart (and the heartbeat timeout that frees the
 killed tasks). Not run as a mutation: with no scheduler nothing schedules the remaining
 days, so the test would time out; with Airflow's 300 s timeout it passed, slower.
 """
@@ -34,16 +37,17 @@ from runway_mlops.sample.seed import seed
 from tests.conftest import running_stack
 
 DAG_ID = "flights_features"
-FIRST, LAST = dt.date(2013, 1, 11), dt.date(2013, 1, 24)  # no quarantined day in it
+FIRST, LAST = dt.date(2013, 1, 11), dt.date(2013, 1, 18)  # no quarantined day in it
 DAYS = [FIRST + dt.timedelta(days=i) for i in range((LAST - FIRST).days + 1)]
 #: Kill once this many days are done (and others are under way).
-KILL_AFTER_DAYS = 4
+KILL_AFTER_DAYS = 3
 
 
 def test_backfill_survives_a_scheduler_crash_with_every_day_once(
-    tmp_path_factory, flights_pipeline
+    tmp_path_factory, flights_pipeline, monkeypatch
 ) -> None:
     pipeline = flights_pipeline
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "60")
     with running_stack(tmp_path_factory.mktemp("restart"), seed_files=False) as stack:
         settings = stack.settings
         seed(settings, pipeline, "files", FIRST - dt.timedelta(days=7), LAST)

@@ -122,7 +122,16 @@ def airflow_env(
         # heartbeats; the scheduler fails it after this many seconds and the retry
         # policy takes over. Airflow's 300 s default stalls a backfill for 5 minutes;
         # a live task's supervisor beats every few seconds, even on a loaded machine.
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "120",
+        # An operator's own value (in the environment) is kept.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": env.get(
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "120"
+        ),
+        # After a scheduler crash its queued tasks are orphans the next scheduler resets
+        # once the dead one misses its health check (30 s): Airflow looks for them every
+        # 300 s by default, so a crash held a day back ~5 minutes; every 60 s here.
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": env.get(
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL", "60"
+        ),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # Log servers next to the API port, so two Runway homes can run side by side, and
         # on loopback when every component runs here (see runway_mlops.orchestration.log_servers).
