@@ -1527,6 +1527,11 @@ class PlatformSettings(_Model):
     spark_workers: int = 0
     spark_worker_cores: int = 1
     spark_worker_memory: str = "2g"
+    #: ``sc://host:port``: a long-lived Spark Connect server whose executors are
+    #: ``spark_master``'s (e.g. the standalone cluster). Feature jobs are its thin clients
+    #: (``spark_default`` is a Spark Connect connection) and ``runway services`` starts it
+    #: on loopback. None: each feature job is a ``spark-submit`` to ``spark_master``.
+    spark_connect: str | None = None
     #: Local, credential-free connection defaults exported as AIRFLOW_CONN_* when unset.
     connections: dict[str, str] = Field(default_factory=dict)
 
@@ -1534,6 +1539,24 @@ class PlatformSettings(_Model):
     def spark_cluster(self) -> bool:
         """Whether ``runway services`` runs a standalone Spark cluster for this profile."""
         return self.spark_master.startswith("spark://") and self.spark_workers > 0
+
+    @property
+    def spark_connect_url(self) -> str | None:
+        """The Spark Connect endpoint feature jobs use, if any: ``spark_connect``, or a
+        ``spark_master`` that is itself ``sc://`` (a ``local[*]`` server)."""
+        if self.spark_connect:
+            return self.spark_connect
+        return self.spark_master if self.spark_master.startswith("sc://") else None
+
+    @property
+    def spark_engine(self) -> str:
+        """Where a Spark session of this profile goes: the Connect endpoint, else the master."""
+        return self.spark_connect_url or self.spark_master
+
+    @property
+    def spark_connect_master(self) -> str:
+        """The master of the Connect server's executors: the cluster, else ``local[*]``."""
+        return "local[*]" if self.spark_master.startswith("sc://") else self.spark_master
 
     @property
     def pipelines_dir(self) -> Path:
@@ -1562,6 +1585,7 @@ class _ProfileFile(_Model):
     spark_workers: int = Field(default=0, ge=0, le=16)
     spark_worker_cores: int = Field(default=1, ge=1)
     spark_worker_memory: str = Field(default="2g", pattern=r"^[0-9]+[mMgG]$")
+    spark_connect: str | None = None
     connections: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -1578,6 +1602,13 @@ class _ProfileFile(_Model):
             raise ValueError(
                 "executor CeleryExecutor needs airflow_database_url (PostgreSQL, or "
                 "'embedded'): SQLite cannot serve several processes"
+            )
+        if self.spark_connect is not None and not self.spark_connect.startswith("sc://"):
+            raise ValueError(f"spark_connect must be sc://host:port (got {self.spark_connect!r})")
+        if self.spark_connect and self.spark_master.startswith("sc://"):
+            raise ValueError(
+                "spark_master is already a Spark Connect endpoint: set spark_connect only "
+                "in front of a local[N] or spark:// master"
             )
         if self.lake_uri is not None and not self.lake_uri.startswith("s3://"):
             raise ValueError(f"lake_uri must be s3://bucket[/prefix] (got {self.lake_uri!r})")

@@ -75,7 +75,7 @@ def build_features(
     if not buildable:
         return outcome
     session = spark or spark_session(
-        settings.spark_master, app_name=f"runway-features-{pipeline.name}"
+        settings.spark_engine, app_name=f"runway-features-{pipeline.name}"
     )
     try:
         outcome.built = build_feature_range(session, settings, pipeline, buildable, run_id=run_id)

@@ -2,7 +2,8 @@
 
 ``services.running_platform`` starts what the profile asks for — an MLflow tracking
 server (PostgreSQL backend, artifacts proxied to S3), a Spark standalone master with two
-workers, Airflow on PostgreSQL with the CeleryExecutor (Redis broker) — against this
+workers and a Spark Connect server whose executors run on them (the feature tasks are
+its thin clients), Airflow on PostgreSQL with the CeleryExecutor (Redis broker) — against this
 machine's PostgreSQL and Redis and an S3 endpoint over HTTP (moto's server). Only the
 addresses are changed (fresh databases, buckets and free ports, so the test never meets
 a developer's running profile); everything else is ``config/platform.yaml``'s ``prod``.
@@ -73,6 +74,7 @@ def platform(tmp_path_factory, s3_endpoint):
             "RUNWAY_LAKE_URI": f"s3://{buckets['lake']}",
             "RUNWAY_S3_ENDPOINT_URL": s3_endpoint,
             "RUNWAY_SPARK_MASTER": f"spark://127.0.0.1:{_free_port()}",
+            "RUNWAY_SPARK_CONNECT": f"sc://127.0.0.1:{_free_port()}",
             "RUNWAY_AIRFLOW_URL": f"http://localhost:{_free_port()}",
         }
         settings = load_settings(env=env)
@@ -89,6 +91,7 @@ def platform(tmp_path_factory, s3_endpoint):
         platform = stack.enter_context(services.running_platform(settings))
         started = platform.process_groups()
         assert {"mlflow-server", "spark-master", "spark-worker-1", "spark-worker-2"} <= set(started)
+        assert "spark-connect" in started  # in front of the cluster
         assert {"api-server", "scheduler", "celery-worker"} <= set(started)
         seed(settings, pipeline, "files", FIRST, BAD)
         _break_delivery(settings, BAD)
@@ -163,10 +166,11 @@ def test_features_on_the_cluster_into_the_s3_lake(platform, features) -> None:
             k.startswith(f"{zone}/flights/flights/ds={LAST}/") and k.endswith(".parquet")
             for k in lake_keys
         ), zone
-    # The feature job ran as applications of the cluster, on both workers.
+    # Every day's feature job ran in one application of the cluster, on both workers: the
+    # Spark Connect server's (a spark-submit per task would be one application per day).
     work = settings.home / "spark-work"
     apps = {p.name for worker in work.iterdir() for p in worker.glob("app-*")}
-    assert len(apps) >= len(good)
+    assert len(apps) == 1, apps
     assert all(any(worker.glob("app-*")) for worker in work.iterdir())
     with running.api() as api:
         tasks = [

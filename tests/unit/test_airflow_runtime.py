@@ -16,6 +16,7 @@ from runway_mlops.orchestration.runtime import (
     component_commands,
     passwords_file,
 )
+from tests.conftest import CONFIG_DIR
 
 
 @pytest.mark.parametrize(
@@ -74,6 +75,41 @@ def test_a_connect_master_makes_spark_default_a_spark_connect_connection(setting
     assert "spark.connect.grpc.binding.port=15002" in command
     with pytest.raises(ServiceError, match="sc://host:port"):
         spark_connect_command("local[*]")
+
+
+def test_a_connect_server_in_front_of_a_cluster_is_what_feature_jobs_use() -> None:
+    """The ``prod`` profile: ``spark_connect`` in front of the standalone cluster."""
+    from runway_mlops.config import load_settings
+
+    prod = load_settings(CONFIG_DIR, env={"RUNWAY_PROFILE": "prod"})
+    assert prod.spark_master.startswith("spark://") and prod.spark_cluster
+    assert prod.spark_connect_url == prod.spark_engine == "sc://127.0.0.1:15002"
+    assert prod.spark_connect_master == prod.spark_master  # the server's executors
+    conn = json.loads(airflow_env(prod, base={})["AIRFLOW_CONN_SPARK_DEFAULT"])
+    assert conn == {"conn_type": "spark_connect", "host": "127.0.0.1", "port": 15002}
+    # Without it, each feature job is a spark-submit to the cluster.
+    submit = prod.model_copy(update={"spark_connect": None})
+    assert submit.spark_connect_url is None and submit.spark_engine == prod.spark_master
+    conn = json.loads(airflow_env(submit, base={})["AIRFLOW_CONN_SPARK_DEFAULT"])
+    assert conn == {"conn_type": "spark", "host": prod.spark_master}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RUNWAY_SPARK_CONNECT": "spark://127.0.0.1:7077"}, "spark_connect must be sc://"),
+        (
+            {"RUNWAY_SPARK_MASTER": "sc://127.0.0.1:1", "RUNWAY_SPARK_CONNECT": "sc://h:2"},
+            "spark_master is already a Spark Connect endpoint",
+        ),
+    ],
+)
+def test_a_bad_spark_connect_setting_is_named(tmp_path, env, message) -> None:
+    from runway_mlops.config import load_settings
+    from runway_mlops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_settings(CONFIG_DIR, env={"RUNWAY_HOME": str(tmp_path), **env})
 
 
 def test_caller_environment_wins_for_connections(settings) -> None:

@@ -45,6 +45,7 @@ SERVICES = (
     "spark-master",
     "spark-worker-1",
     "spark-worker-2",
+    "spark-connect",
     "airflow-init",
     "airflow-api-server",
     "airflow-scheduler",
@@ -55,7 +56,13 @@ SERVICES = (
 AIRFLOW_SERVICES = tuple(s for s in SERVICES if s.startswith("airflow-"))
 HEALTHCHECKED = ("postgres", "redis", "minio", "mlflow", "airflow-api-server")
 #: Where tasks run (drivers included) and where Spark executors run: they share staging.
-STAGING_USERS = ("airflow-worker", "airflow-scheduler", "spark-worker-1", "spark-worker-2")
+STAGING_USERS = (
+    "airflow-worker",
+    "airflow-scheduler",
+    "spark-worker-1",
+    "spark-worker-2",
+    "spark-connect",
+)
 MLFLOW_PACKAGES = ("mlflow", "psycopg2-binary", "boto3")
 #: What airflow_env gives a profile that the compose file must give every component too.
 AIRFLOW_ENV_KEYS = (
@@ -70,7 +77,14 @@ AIRFLOW_ENV_KEYS = (
     "MLFLOW_S3_ENDPOINT_URL",
     "AIRFLOW_CONN_SPARK_DEFAULT",
 )
-DEFAULT_PORTS = {"postgresql": 5432, "redis": 6379, "http": 80, "https": 443, "spark": 7077}
+DEFAULT_PORTS = {
+    "postgresql": 5432,
+    "redis": 6379,
+    "http": 80,
+    "https": 443,
+    "spark": 7077,
+    "sc": 15002,
+}
 
 SECRET_WORDS = ("PASSWORD", "SECRET", "KEY", "TOKEN")
 REQUIRED_REFERENCE = re.compile(r"^\$\{[A-Za-z_]\w*:\?[^}]*\}$")
@@ -299,8 +313,11 @@ def check_settings(settings: PlatformSettings, compose: Compose) -> list[str]:
             problems.append(f"{what} {getattr(settings, what)!r} is not in S3")
     if not settings.spark_master.startswith("spark://"):
         problems.append(f"spark_master {settings.spark_master!r} is not a spark:// cluster")
+    if not settings.spark_connect:
+        problems.append("spark_connect is not set: feature jobs would spark-submit")
     for what in (
         "spark_master",
+        "spark_connect",
         "mlflow_tracking_uri",
         "database_url",
         "airflow_database_url",
@@ -420,6 +437,15 @@ def check_spark(settings: PlatformSettings, compose: Compose) -> list[str]:
     args = words(services(compose).get(master.hostname or "", {}).get("command"))
     if option(args, "--host") != master.hostname or option(args, "--port") != str(master.port):
         problems.append(f"the Spark master does not listen as {settings.spark_master}")
+    connect = urlsplit(settings.spark_connect or "")
+    args = words(services(compose).get(connect.hostname or "", {}).get("command"))
+    confs = dict(a.split("=", 1) for a in args if "=" in a)
+    if "org.apache.spark.sql.connect.service.SparkConnectServer" not in args:
+        problems.append(f"{connect.hostname}: is not a Spark Connect server")
+    if option(args, "--master") != settings.spark_master:
+        problems.append(f"{connect.hostname}: its executors are not {settings.spark_master}'s")
+    if confs.get("spark.connect.grpc.binding.port") != str(connect.port):
+        problems.append(f"the Spark Connect server does not listen as {settings.spark_connect}")
     return problems
 
 
@@ -721,6 +747,16 @@ _MUTATIONS: list[tuple[str, Callable[[Compose], None], Callable[[Compose, Path],
                     ],
                 }
             }
+        ),
+        _settings_check(check_spark),
+    ),
+    (
+        "Spark Connect server on another port than the profile's",
+        lambda c: c["services"]["spark-connect"].update(
+            command=[
+                a.replace("port=15002", "port=15003")
+                for a in c["services"]["spark-connect"]["command"]
+            ]
         ),
         _settings_check(check_spark),
     ),

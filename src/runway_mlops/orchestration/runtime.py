@@ -168,15 +168,16 @@ def airflow_env(
 
 
 def spark_connection(settings: PlatformSettings) -> dict[str, Any]:
-    """``spark_default`` for the profile's ``spark_master``.
+    """``spark_default`` for the profile.
 
-    A ``sc://host:port`` master is a Spark Connect connection (the feature task is a
-    thin client of that server); any other master a ``spark`` one (spark-submit).
+    A profile with a Spark Connect endpoint (``spark_connect``, or an ``sc://host:port``
+    master) gets a Spark Connect connection (the feature task is a thin client of that
+    server); any other a ``spark`` one for ``spark_master`` (spark-submit).
     """
-    from runway_mlops.stages.features import connect_address, is_connect
+    from runway_mlops.stages.features import connect_address
 
-    if is_connect(settings.spark_master):
-        host, port = connect_address(settings.spark_master)
+    if settings.spark_connect_url:
+        host, port = connect_address(settings.spark_connect_url)
         return {"conn_type": "spark_connect", "host": host, "port": port}
     return {"conn_type": "spark", "host": settings.spark_master}
 

@@ -183,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         from runway_mlops.stages.features import build_feature_partition, spark_session
 
-        spark = spark_session(settings.spark_master, app_name=f"runway-features-{pipeline.name}")
+        spark = spark_session(settings.spark_engine, app_name=f"runway-features-{pipeline.name}")
         try:
             feature = build_feature_partition(spark, settings, pipeline, ds, run_id=run_id)
         finally:
@@ -527,8 +527,8 @@ def cmd_spark_connect(args: argparse.Namespace) -> int:
     from runway_mlops.programs.services import spark_connect_command
 
     settings = _settings()
-    url = args.url or settings.spark_master
-    command = spark_connect_command(url, master=args.master)
+    url = args.url or settings.spark_connect_url or settings.spark_master
+    command = spark_connect_command(url, master=args.master or settings.spark_connect_master)
     print(f"Spark Connect server at {url} (executors: {args.master}); Ctrl-C stops it")
     os.execv(command[0], command)
     return 0  # not reached
@@ -727,13 +727,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     connect = commands.add_parser(
         "spark-connect",
-        help="a long-lived Spark Connect server: feature jobs of a profile whose spark_master "
-        "is sc://host:port are its thin clients",
+        help="a long-lived Spark Connect server: feature jobs of a profile with a Spark "
+        "Connect endpoint (spark_connect, or an sc://host:port spark_master) are its thin clients",
     )
     connect.add_argument(
-        "--url", default=None, metavar="sc://HOST:PORT", help="default: the profile's spark_master"
+        "--url",
+        default=None,
+        metavar="sc://HOST:PORT",
+        help="default: the profile's spark_connect (or its sc:// spark_master)",
     )
-    connect.add_argument("--master", default="local[*]", help="where its executors run")
+    connect.add_argument(
+        "--master",
+        default=None,
+        help="where its executors run (default: the profile's spark_master, local[*] for sc://)",
+    )
     connect.set_defaults(func=cmd_spark_connect)
 
     airflow = commands.add_parser(

@@ -339,13 +339,6 @@ def start_services(
             host, port = _free_address(settings.mlflow_tracking_uri, 5000, "mlflow_tracking_uri")
             procs.spawn("mlflow-server", mlflow_server_command(settings))
             _wait_port(procs, "mlflow-server", host, port, 120)
-        if is_connect(settings.spark_master):
-            # A Connect master on this machine: its server is one of the profile's
-            # services, supervised (restarted when it dies) like Airflow's components.
-            host, port = connect_address(settings.spark_master)
-            if host in _LOOPBACK and not listening(host, port):
-                procs.spawn("spark-connect", spark_connect_command(settings.spark_master))
-                _wait_port(procs, "spark-connect", host, port, 120)
         if settings.spark_cluster:
             host, port = _free_address(settings.spark_master, 7077, "spark_master")
             commands = spark_commands(settings)
@@ -355,6 +348,16 @@ def start_services(
                 Path(command[command.index("--work-dir") + 1]).mkdir(parents=True, exist_ok=True)
                 procs.spawn(name, command)
             _wait_workers(procs, settings)
+        url = settings.spark_connect_url
+        if url:
+            # A Connect endpoint on this machine: its server (in front of the cluster
+            # started above, or local[*]) is one of the profile's services, supervised
+            # (restarted when it dies) like Airflow's components.
+            host, port = connect_address(url)
+            if host in _LOOPBACK and not listening(host, port):
+                command = spark_connect_command(url, settings.spark_connect_master)
+                procs.spawn("spark-connect", command)
+                _wait_port(procs, "spark-connect", host, port, 120)
     except BaseException:
         procs.stop()
         raise
@@ -453,10 +456,10 @@ def serve(settings: PlatformSettings, *, s3_emulator: bool = False) -> int:
         extra.append("S3 emulator")
     if settings.mlflow_backend_store_uri:
         extra.append("MLflow server")
-    if is_connect(settings.spark_master):
-        extra.append(f"Spark Connect server at {settings.spark_master}")
     if settings.spark_cluster:
         extra.append(f"Spark master + {settings.spark_workers} workers")
+    if settings.spark_connect_url:
+        extra.append(f"Spark Connect server at {settings.spark_connect_url}")
     print(
         f"Starting profile {settings.profile!r}: "
         + ", ".join([*extra, f"Airflow ({settings.executor})"])
@@ -500,7 +503,12 @@ def describe(settings: PlatformSettings, airflow: AirflowProcesses) -> str:
         f"{airflow_runtime.passwords_file(settings)})",
         f"  MLflow:   {settings.mlflow_tracking_uri}",
         f"  Spark:    {settings.spark_master}"
-        + (f" ({settings.spark_workers} workers)" if settings.spark_cluster else ""),
+        + (f" ({settings.spark_workers} workers)" if settings.spark_cluster else "")
+        + (
+            f", jobs through Spark Connect at {settings.spark_connect_url}"
+            if settings.spark_connect_url and settings.spark_connect_url != settings.spark_master
+            else ""
+        ),
         f"  lake:     {settings.lake_uri or settings.lake_dir}",
         f"  landing:  {settings.landing_uri}",
         f"  validation reports: {airflow.url}/runway/reports/ (also under Browse in the UI)",

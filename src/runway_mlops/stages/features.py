@@ -761,8 +761,8 @@ def run_job(argv: list[str], *, master: str | None = None) -> list[FeatureResult
         if last < first:
             raise ConfigError(f"--to {last} is before --from {first}")
         days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    if master is None and is_connect(settings.spark_master):
-        master = settings.spark_master
+    if master is None and settings.spark_connect_url:
+        master = settings.spark_connect_url
     # Under spark-submit (no master) the master is spark-submit's.
     spark = spark_session(master)
     try:
