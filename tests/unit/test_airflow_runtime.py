@@ -94,6 +94,24 @@ def test_a_connect_server_in_front_of_a_cluster_is_what_feature_jobs_use() -> No
     assert conn == {"conn_type": "spark", "host": prod.spark_master}
 
 
+def test_the_demo_brings_a_connect_server_to_a_local_profile(settings) -> None:
+    """``runway demo`` on embedded defaults: its feature tasks are clients of a server of
+    its own on a free loopback port; a profile with an endpoint or a cluster keeps it."""
+    from runway_mlops.programs.demo import with_spark_connect
+
+    assert settings.spark_master.startswith("local") and settings.spark_connect_url is None
+    demo = with_spark_connect(settings)
+    assert demo.spark_connect_url is not None
+    assert demo.spark_connect_url.startswith("sc://127.0.0.1:")
+    assert demo.spark_connect_master == settings.spark_master  # local[*] executors
+    env = airflow_env(demo, base={})
+    assert env["RUNWAY_SPARK_CONNECT"] == demo.spark_connect_url  # what tasks load
+    assert json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"])["conn_type"] == "spark_connect"
+    assert with_spark_connect(demo) is demo
+    cluster = settings.model_copy(update={"spark_master": "spark://127.0.0.1:7077"})
+    assert with_spark_connect(cluster) is cluster
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

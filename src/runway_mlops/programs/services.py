@@ -348,20 +348,39 @@ def start_services(
                 Path(command[command.index("--work-dir") + 1]).mkdir(parents=True, exist_ok=True)
                 procs.spawn(name, command)
             _wait_workers(procs, settings)
-        url = settings.spark_connect_url
-        if url:
-            # A Connect endpoint on this machine: its server (in front of the cluster
-            # started above, or local[*]) is one of the profile's services, supervised
-            # (restarted when it dies) like Airflow's components.
-            host, port = connect_address(url)
-            if host in _LOOPBACK and not listening(host, port):
-                command = spark_connect_command(url, settings.spark_connect_master)
-                procs.spawn("spark-connect", command)
-                _wait_port(procs, "spark-connect", host, port, 120)
+        if settings.spark_connect_url:
+            start_spark_connect(procs, settings)
     except BaseException:
         procs.stop()
         raise
     return procs
+
+
+def start_spark_connect(
+    procs: AirflowProcesses, settings: PlatformSettings, *, wait: bool = True
+) -> bool:
+    """Start the profile's Spark Connect server under ``procs``, if it is on this machine
+    and nothing answers there yet; ``wait``: until it listens. True if started here.
+
+    Its server (in front of the profile's cluster, or ``local[*]``) is then one of the
+    profile's services, supervised (restarted when it dies) like Airflow's components.
+    """
+    url = settings.spark_connect_url
+    if not url:
+        return False
+    host, port = connect_address(url)
+    if host not in _LOOPBACK or listening(host, port):
+        return False
+    procs.spawn("spark-connect", spark_connect_command(url, settings.spark_connect_master))
+    if wait:
+        wait_spark_connect(procs, settings)
+    return True
+
+
+def wait_spark_connect(procs: AirflowProcesses, settings: PlatformSettings) -> None:
+    """Wait until the profile's Spark Connect server listens (a dead one is restarted)."""
+    host, port = connect_address(settings.spark_connect_url or "")
+    _wait_port(procs, "spark-connect", host, port, 120)
 
 
 def _wait_workers(
