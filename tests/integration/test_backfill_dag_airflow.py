@@ -18,7 +18,7 @@ import pytest
 
 from runway_mlops import catalog
 from runway_mlops.lake import Lake
-from runway_mlops.programs.demo import local_midnight, wait_for_dag, wait_for_run
+from runway_mlops.programs.demo import follow_backfill, local_midnight, wait_for_dag
 from runway_mlops.storage import LocalStore
 
 DAG_ID = "flights_features_backfill"
@@ -35,7 +35,19 @@ def wide_run(airflow_stack, flights_pipeline):
     with stack.api() as api:
         wait_for_dag(api, DAG_ID, stack.procs, timeout=300)
         run = api.trigger(DAG_ID, logical_date=start, data_interval=(start, end))
-        finished = wait_for_run(api, DAG_ID, run["dag_run_id"], stack.procs, timeout=900)
+        # Followed as `runway demo` follows its range run: every day maps to the one run.
+        by_day = follow_backfill(
+            api,
+            DAG_ID,
+            DAYS,
+            flights_pipeline,
+            run_id=run["dag_run_id"],
+            procs=stack.procs,
+            timeout=900,
+        )
+        assert sorted(by_day) == DAYS
+        assert {r["dag_run_id"] for r in by_day.values()} == {run["dag_run_id"]}
+        finished = by_day[DAYS[0]]
         tasks = api.task_instances(DAG_ID, run["dag_run_id"])
         log = api.get(
             f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/build_features/logs/1"

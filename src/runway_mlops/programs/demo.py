@@ -113,6 +113,11 @@ def wait_for_run(
         time.sleep(3)
 
 
+def _label(ti: dict[str, Any], by_run: dict[str, str]) -> str:
+    """The day a task instance works on: its mapped day, else its run's (first) day."""
+    return str(ti.get("rendered_map_index") or by_run[ti["dag_run_id"]])
+
+
 def follow_backfill(
     api: AirflowAPI,
     dag_id: str,
@@ -120,6 +125,7 @@ def follow_backfill(
     pipeline: PipelineConfig,
     *,
     backfill_id: int | None = None,
+    run_id: str | None = None,
     procs: AirflowProcesses | None = None,
     timeout: float = 3600,
     poll: float = 2.0,
@@ -127,10 +133,12 @@ def follow_backfill(
     """Print each task's progress until every run is finished; return runs by day.
 
     With ``backfill_id`` it also waits for Airflow to mark that backfill complete, so a
-    rerun of days that already have finished runs is not mistaken for done.
+    rerun of days that already have finished runs is not mistaken for done. With
+    ``run_id`` it follows that one run over all the days (a range run: each day is a
+    mapped task instance, labelled by its day).
     """
     wanted = {local_midnight(d, pipeline).astimezone(dt.UTC): d for d in days}
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, str, int], str] = {}
     runs: dict[dt.date, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
     total = len(days)
@@ -138,16 +146,21 @@ def follow_backfill(
         if procs:
             procs.check_alive()
         runs = {}
-        for run in api.dag_runs(dag_id, run_type="backfill"):
-            logical = dt.datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00"))
-            if logical in wanted:
-                runs[wanted[logical]] = run
-        by_run = {run["dag_run_id"]: day for day, run in runs.items()}
+        if run_id is not None:
+            runs = dict.fromkeys(days, api.dag_run(dag_id, run_id))
+        else:
+            for run in api.dag_runs(dag_id, run_type="backfill"):
+                logical = dt.datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00"))
+                if logical in wanted:
+                    runs[wanted[logical]] = run
+        by_run: dict[str, str] = {}  # a run's first day labels its unmapped tasks
+        for day, run in sorted(runs.items()):
+            by_run.setdefault(run["dag_run_id"], str(day))
         done = sum(1 for run in runs.values() if run["state"] in TERMINAL)
         tis = [ti for ti in api.task_instances(dag_id) if ti["dag_run_id"] in by_run]
-        for ti in sorted(tis, key=lambda t: (by_run[t["dag_run_id"]], t.get("start_date") or "")):
+        for ti in sorted(tis, key=lambda t: (_label(t, by_run), t.get("start_date") or "")):
             state = ti["state"] or "scheduled"
-            key = (ti["dag_run_id"], ti["task_id"])
+            key = (ti["dag_run_id"], ti["task_id"], int(ti.get("map_index", -1)))
             if seen.get(key) != state and state in {
                 "running",
                 "success",
@@ -156,9 +169,10 @@ def follow_backfill(
                 "up_for_retry",
             }:
                 seen[key] = state
-                day = by_run[ti["dag_run_id"]]
                 print(
-                    f"[{done:>2}/{total} days done] {day}  {ti['task_id']:<15} {state}", flush=True
+                    f"[{done:>2}/{total} days done] {_label(ti, by_run)}  "
+                    f"{ti['task_id']:<15} {state}",
+                    flush=True,
                 )
         finished = backfill_id is None or api.backfill(backfill_id)["completed_at"] is not None
         if len(runs) == total and done == total and finished:
@@ -209,9 +223,10 @@ def summarize(
             f"{day!s:<11} {state:<8} {raw.get(day, 0):>9,} {quarantined.get(day, 0):>12,} "
             f"{feats.get(day, 0):>9,}  {outcome}"
         )
-    states = Counter(run["state"] for run in runs.values())
+    distinct = {run["dag_run_id"]: run for run in runs.values()}
+    states = Counter(run["state"] for run in distinct.values())
     lines.append(
-        f"\n{len(runs)} runs: "
+        f"\n{len(distinct)} run{'s' if len(distinct) != 1 else ''}: "
         + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
         + f" in {elapsed / 60:.1f} min"
     )
@@ -420,25 +435,47 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
     serving_ok = True
     try:
         with AirflowAPI(settings.airflow_url, ADMIN_USER, admin_password(settings)) as api:
-            dag_id = f"{config.name}_features"
-            wait_for_dag(api, dag_id, procs, timeout=300)
-            print(
-                f"3/{steps} backfilling {dag_id} for {len(days)} days "
-                "(REST: POST /api/v2/backfills)",
-                flush=True,
-            )
-            backfill = api.create_backfill(
-                dag_id,
-                local_midnight(first, config),
-                local_midnight(last, config),
-                max_active_runs=config.max_active_runs,
-            )
+            if config.backfill_interval:
+                # The whole range as one run of the range DAG: each day its own mapped
+                # ingest and validation, partition, report and quarantine entry; one
+                # feature job for the days (issue 17's range runs).
+                dag_id = f"{config.name}_features_backfill"
+                wait_for_dag(api, dag_id, procs, timeout=300)
+                print(
+                    f"3/{steps} building {len(days)} days in one run of {dag_id} (REST: "
+                    f"POST /api/v2/dags/{dag_id}/dagRuns, the range as its data interval)",
+                    flush=True,
+                )
+                run = api.trigger(
+                    dag_id,
+                    logical_date=local_midnight(first, config),
+                    data_interval=(
+                        local_midnight(first, config),
+                        local_midnight(last + dt.timedelta(days=1), config),
+                    ),
+                )
+                backfill_id, run_id = None, run["dag_run_id"]
+            else:
+                dag_id = f"{config.name}_features"
+                wait_for_dag(api, dag_id, procs, timeout=300)
+                print(
+                    f"3/{steps} backfilling {dag_id} for {len(days)} days "
+                    "(REST: POST /api/v2/backfills)",
+                    flush=True,
+                )
+                backfill = api.create_backfill(
+                    dag_id,
+                    local_midnight(first, config),
+                    local_midnight(last, config),
+                    max_active_runs=config.max_active_runs,
+                )
+                backfill_id, run_id = backfill["id"], None
             if procs is not None:
                 if "spark-connect" in procs.processes:
                     wait_spark_connect(procs, settings)
                 procs.spawn("scheduler", [airflow_runtime.airflow_bin(), "scheduler"])
             runs = follow_backfill(
-                api, dag_id, days, config, backfill_id=backfill["id"], procs=procs
+                api, dag_id, days, config, backfill_id=backfill_id, run_id=run_id, procs=procs
             )
             if config.training:
                 print(
