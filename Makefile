@@ -108,6 +108,7 @@ bench: setup  ## Every figure beside its bare reference: bench/results/latest.js
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/decisions.py
 	$(BIN)/python bench/spark_connect.py
+	$(BIN)/python bench/dataset_schema.py
 	$(BIN)/python bench/summary.py
 
 clean:  ## Remove local state (.runway) but keep the virtualenv

@@ -97,6 +97,36 @@ def test_training_set_splits_by_date_and_drops_unknown_outcomes(settings, flight
     assert len(built.lineage["partitions"]) == 30
 
 
+def test_the_logged_dataset_is_mlflows_own_without_its_full_scan(
+    settings, flights_pipeline
+) -> None:
+    """``mlflow_dataset`` logs what ``mlflow.data.from_pandas`` logs (schema, digest,
+    profile, source, targets), with the schema read off each column's first values."""
+    import mlflow.data
+    import pandas as pd
+
+    from runway_mlops.training.dataset import mlflow_dataset
+
+    write_days(settings, flights_pipeline, D(2013, 3, 1), D(2013, 3, 30), rows=50)
+    window = training_window(flights_pipeline, end=D(2013, 3, 30), days=30)
+    built = build_training_set(settings, flights_pipeline, window)
+    frame = pd.concat([built.frame("train")] * 3, ignore_index=True)  # > 1,000 rows
+    numeric = next(c for c in built.features if frame[c].dtype.kind == "f")
+    text = next(c for c in frame.columns if frame[c].dtype.kind == "O")
+    assert frame[numeric].notna().all() and frame[text].notna().all()
+    # A null only in the last row: past any sample of first rows.
+    frame.loc[len(frame) - 1, [numeric, text]] = [float("nan"), None]
+    ours = mlflow_dataset(built, "flights", "train", frame)
+    theirs = mlflow.data.from_pandas(
+        frame,
+        source=str(built.path / "train.parquet"),
+        name=f"flights-train-{built.window.key}",
+        targets=built.label,
+    )
+    assert ours.to_dict() == theirs.to_dict()
+    assert not next(s for s in ours.schema.inputs if s.name == numeric).required
+
+
 def test_quarantined_day_refuses_or_is_skipped_and_recorded(settings, flights_pipeline) -> None:
     from runway_mlops import catalog
 

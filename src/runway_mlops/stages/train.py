@@ -32,7 +32,12 @@ from runway_mlops.errors import ConfigError, GateRejectedError
 from runway_mlops.training import champion as champions
 from runway_mlops.training import packaging, registry
 from runway_mlops.training.checks import edge_rows, single_feature_baselines
-from runway_mlops.training.dataset import TrainingSet, TrainingWindow, build_training_set
+from runway_mlops.training.dataset import (
+    TrainingSet,
+    TrainingWindow,
+    build_training_set,
+    mlflow_dataset,
+)
 from runway_mlops.training.model import Candidate
 from runway_mlops.training.packaging import (
     MODEL_REQUIREMENTS,
@@ -315,12 +320,7 @@ def train_candidate(
             | {"train_seconds": train_seconds, "train_rows": float(len(train))}
         )
         for split, frame in (("train", train), ("validation", validation)):
-            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                frame,
-                source=str(training_set.path / f"{split}.parquet"),
-                name=f"{pipeline.name}-{split}-{training_set.window.key}",
-                targets=label,
-            )
+            dataset = mlflow_dataset(training_set, pipeline.name, split, frame)
             mlflow.log_input(dataset, context=split)
         model_info = packaging.log_model(
             pipeline, training_set, booster, info["best_iteration"], spec, validation, valid_scores
@@ -447,15 +447,7 @@ def evaluate_gates(
     with mlflow.start_run(run_id=run_id):
         for who, values in decision.metrics.items():
             mlflow.log_metrics({f"test_{who}_{k}": v for k, v in values.items() if v is not None})
-        mlflow.log_input(
-            mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                test,
-                source=str(training_set.path / "test.parquet"),
-                name=f"{pipeline.name}-test-{training_set.window.key}",
-                targets=label,
-            ),
-            context="test",
-        )
+        mlflow.log_input(mlflow_dataset(training_set, pipeline.name, "test", test), context="test")
         mlflow.set_tags(
             {
                 "runway.gate.decision": decision.decision,

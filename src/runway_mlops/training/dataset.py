@@ -291,3 +291,53 @@ def build_training_set(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return TrainingSet(target, window, lineage)
+
+
+def mlflow_dataset(
+    training_set: TrainingSet, pipeline_name: str, split: str, frame: pd.DataFrame
+) -> Any:
+    """``split`` of ``training_set`` as an MLflow dataset input (``mlflow.log_input``).
+
+    ``mlflow.data.from_pandas`` infers the schema by converting and checking every value
+    of every row: ~10 s for a 250,000-row split here, more than training the model. The
+    split comes from a Parquet file, so each column holds one type: it is read off the
+    column's first non-null values (:func:`frame_schema`); whether a column may be null
+    is a vectorised check of the whole column. The digest, source, targets and profile
+    are MLflow's own.
+    """
+    from functools import cached_property
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.pandas_dataset import PandasDataset
+
+    class _TypedPandasDataset(PandasDataset):
+        @cached_property
+        def schema(self) -> Any:
+            return frame_schema(self.df)
+
+    return _TypedPandasDataset(
+        df=frame,
+        source=resolve_dataset_source(str(training_set.path / f"{split}.parquet")),
+        targets=training_set.label,
+        name=f"{pipeline_name}-{split}-{training_set.window.key}",
+    )
+
+
+def frame_schema(frame: pd.DataFrame, sample_rows: int = 1000) -> Any:
+    """The MLflow schema of a frame whose columns each hold one type (as Parquet's do).
+
+    The same schema as MLflow's inference over every row (``tests/unit/test_training.py``
+    compares them on a real training set): each column's type from up to
+    ``sample_rows`` of its non-null values, ``required`` when it has no null at all. A
+    column with no value at all gets MLflow's inference over the whole column.
+    """
+    from mlflow.types.schema import Schema
+    from mlflow.types.utils import _infer_schema
+
+    specs = []
+    for name in frame.columns:
+        column = frame[[name]]
+        present = column.dropna()
+        inferred = _infer_schema(present.head(sample_rows) if len(present) else column)
+        specs.append({**inferred.to_dict()[0], "required": len(present) == len(column)})
+    return Schema.from_json(json.dumps(specs))
