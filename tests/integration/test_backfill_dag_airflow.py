@@ -18,7 +18,7 @@ import pytest
 
 from runway_mlops import catalog
 from runway_mlops.lake import Lake
-from runway_mlops.programs.demo import follow_backfill, local_midnight, wait_for_dag
+from runway_mlops.programs.demo import follow_backfill, range_run, wait_for_dag
 from runway_mlops.storage import LocalStore
 
 DAG_ID = "flights_features_backfill"
@@ -30,28 +30,19 @@ def wide_run(airflow_stack, flights_pipeline):
     stack = airflow_stack
     landing = LocalStore(stack.settings.landing_uri)
     landing.write("flights/ds=2013-01-11/flights.csv", b"year,month,day\n2013,1,11,")  # cut off
-    start = local_midnight(DAYS[0], flights_pipeline)
-    end = local_midnight(DAYS[-1] + dt.timedelta(days=1), flights_pipeline)
     with stack.api() as api:
         wait_for_dag(api, DAG_ID, stack.procs, timeout=300)
-        run = api.trigger(DAG_ID, logical_date=start, data_interval=(start, end))
-        # Followed as `runway demo` follows its range run: every day maps to the one run.
+        # Started and followed as `runway demo` does: every day maps to the one run.
+        run_id = range_run(api, DAG_ID, DAYS[0], DAYS[-1], flights_pipeline)
+        assert run_id is not None
         by_day = follow_backfill(
-            api,
-            DAG_ID,
-            DAYS,
-            flights_pipeline,
-            run_id=run["dag_run_id"],
-            procs=stack.procs,
-            timeout=900,
+            api, DAG_ID, DAYS, flights_pipeline, run_id=run_id, procs=stack.procs, timeout=900
         )
         assert sorted(by_day) == DAYS
-        assert {r["dag_run_id"] for r in by_day.values()} == {run["dag_run_id"]}
+        assert {r["dag_run_id"] for r in by_day.values()} == {run_id}
         finished = by_day[DAYS[0]]
-        tasks = api.task_instances(DAG_ID, run["dag_run_id"])
-        log = api.get(
-            f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/build_features/logs/1"
-        )
+        tasks = api.task_instances(DAG_ID, run_id)
+        log = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/build_features/logs/1")
     return stack, finished, tasks, json.dumps(log)
 
 
@@ -89,3 +80,32 @@ def test_the_feature_task_is_a_thin_client_of_spark_connect(wide_run) -> None:
     # The client's own lines, in the task's log: the job ran in the task process.
     assert "built 2013-01-09" in log and "built 2013-01-10" in log
     assert "spark-submit" not in log
+
+
+def test_the_same_range_again_reruns_its_run_and_another_range_is_refused(
+    wide_run, flights_pipeline
+) -> None:
+    """A second `runway demo` on the same home: Airflow allows one run per logical date,
+    so the range's earlier run is cleared and runs again; a different range starting on
+    the same day cannot have a run of its own (None: the demo backfills daily instead)."""
+    stack, first_run, _, _ = wide_run
+    lake = Lake(stack.settings.lake_dir)
+    before = lake.manifest("features", "flights", "flights", DAYS[0])
+    with stack.api() as api:
+        assert range_run(api, DAG_ID, DAYS[0], DAYS[1], flights_pipeline) is None
+        run_id = range_run(api, DAG_ID, DAYS[0], DAYS[-1], flights_pipeline)
+        assert run_id == first_run["dag_run_id"]
+        again = follow_backfill(
+            api, DAG_ID, DAYS, flights_pipeline, run_id=run_id, procs=stack.procs, timeout=900
+        )
+        tries = {
+            t["task_id"]: t["try_number"]
+            for t in api.task_instances(DAG_ID, run_id)
+            if t["task_id"] == "build_features"
+        }
+        assert len(api.dag_runs(DAG_ID)) == 1
+    assert again[DAYS[0]]["state"] == "failed"  # 2013-01-11 is still cut off
+    assert tries == {"build_features": 2}  # it ran again
+    after = lake.manifest("features", "flights", "flights", DAYS[0])
+    assert after["run_id"] == run_id == before["run_id"]
+    assert after["rows"] == before["rows"]

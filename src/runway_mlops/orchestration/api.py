@@ -132,6 +132,11 @@ class AirflowAPI:
             body["data_interval_end"] = data_interval[1].isoformat()
         return dict(self.request("POST", f"/dags/{dag_id}/dagRuns", json=body))
 
+    def clear_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """Clear every task instance of a run, as the UI's *Clear* does: it runs again."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/clear"
+        return dict(self.request("POST", path, json={"dry_run": False}))
+
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self.get(f"/dags/{dag_id}/dagRuns/{run_id}"))
 

@@ -528,8 +528,9 @@ def cmd_spark_connect(args: argparse.Namespace) -> int:
 
     settings = _settings()
     url = args.url or settings.spark_connect_url or settings.spark_master
-    command = spark_connect_command(url, master=args.master or settings.spark_connect_master)
-    print(f"Spark Connect server at {url} (executors: {args.master}); Ctrl-C stops it")
+    master = args.master or settings.spark_connect_master
+    command = spark_connect_command(url, master=master)
+    print(f"Spark Connect server at {url} (executors: {master}); Ctrl-C stops it")
     os.execv(command[0], command)
     return 0  # not reached
 

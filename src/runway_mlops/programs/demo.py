@@ -4,8 +4,9 @@
 2. start Airflow (api-server, scheduler, dag-processor, triggerer) and a Spark Connect
    server the feature tasks are clients of (a warm engine: no JVM per task) — or use the
    Airflow ``make up`` already runs on the same address;
-3. create a backfill of the ``<pipeline>_features`` DAG through the REST API, exactly as
-   the UI's backfill dialog does, and follow it: which day, which stage, n of N;
+3. build the days in one run of ``<pipeline>_features_backfill`` (the range as its data
+   interval; a pipeline without ``backfill_interval`` backfills ``<pipeline>_features``
+   instead, as the UI's backfill dialog does) and follow it: which day, which stage, n of N;
 4. trigger ``<pipeline>_training`` on those days: the first champion;
 5. backfill ``<pipeline>_inference`` over the days (param ``model=champion``: no
    champion was in effect before the model trained on them existed), then
@@ -378,6 +379,31 @@ def score_and_monitor(
     return not failed, "\n".join(lines)
 
 
+def range_run(
+    api: AirflowAPI, dag_id: str, first: dt.date, last: dt.date, pipeline: PipelineConfig
+) -> str | None:
+    """Start one run of the range DAG ``dag_id`` over ``first``..``last``; its run id.
+
+    A run of the same range from before (an earlier ``runway demo`` on this home) is
+    cleared and runs again, as a rerun of a backfill reprocesses its days. A run that
+    starts on ``first`` but covers another range holds the logical date (Airflow allows
+    one run per DAG and logical date): None, and the caller backfills the daily DAG.
+    """
+    start = local_midnight(first, pipeline)
+    end = local_midnight(last + dt.timedelta(days=1), pipeline)
+
+    def instant(value: str | None) -> dt.datetime | None:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+    for run in api.dag_runs(dag_id):
+        if instant(run.get("logical_date")) == start:
+            if instant(run.get("data_interval_end")) != end:
+                return None
+            api.clear_run(dag_id, run["dag_run_id"])
+            return str(run["dag_run_id"])
+    return str(api.trigger(dag_id, logical_date=start, data_interval=(start, end))["dag_run_id"])
+
+
 def with_spark_connect(settings: PlatformSettings) -> PlatformSettings:
     """``settings`` with a Spark Connect endpoint for the demo's own Airflow.
 
@@ -435,26 +461,21 @@ def run_demo(settings: PlatformSettings, pipeline: str, start: str, end: str) ->
     serving_ok = True
     try:
         with AirflowAPI(settings.airflow_url, ADMIN_USER, admin_password(settings)) as api:
+            run_id = None
             if config.backfill_interval:
                 # The whole range as one run of the range DAG: each day its own mapped
                 # ingest and validation, partition, report and quarantine entry; one
                 # feature job for the days (issue 17's range runs).
                 dag_id = f"{config.name}_features_backfill"
                 wait_for_dag(api, dag_id, procs, timeout=300)
+                run_id = range_run(api, dag_id, first, last, config)
+            if run_id is not None:
                 print(
                     f"3/{steps} building {len(days)} days in one run of {dag_id} (REST: "
                     f"POST /api/v2/dags/{dag_id}/dagRuns, the range as its data interval)",
                     flush=True,
                 )
-                run = api.trigger(
-                    dag_id,
-                    logical_date=local_midnight(first, config),
-                    data_interval=(
-                        local_midnight(first, config),
-                        local_midnight(last + dt.timedelta(days=1), config),
-                    ),
-                )
-                backfill_id, run_id = None, run["dag_run_id"]
+                backfill_id = None
             else:
                 dag_id = f"{config.name}_features"
                 wait_for_dag(api, dag_id, procs, timeout=300)

@@ -327,7 +327,7 @@ def frame_schema(frame: pd.DataFrame, sample_rows: int = 1000) -> Any:
     """The MLflow schema of a frame whose columns each hold one type (as Parquet's do).
 
     The same schema as MLflow's inference over every row (``tests/unit/test_training.py``
-    compares them on a real training set): each column's type from up to
+    compares them on a training set the pipeline built, with a null in its last row): each column's type from up to
     ``sample_rows`` of its non-null values, ``required`` when it has no null at all. A
     column with no value at all gets MLflow's inference over the whole column.
     """
