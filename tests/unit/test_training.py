@@ -125,6 +125,19 @@ def test_the_logged_dataset_is_mlflows_own_without_its_full_scan(
     )
     assert ours.to_dict() == theirs.to_dict()
     assert not next(s for s in ours.schema.inputs if s.name == numeric).required
+    # A column MLflow has no type for (Parquet decimals read as Python Decimal, as the
+    # shipped rate features are): no schema, as MLflow's own, and the input still logs.
+    from decimal import Decimal
+
+    frame["rate"] = [Decimal("0.23077")] * len(frame)
+    ours = mlflow_dataset(built, "flights", "train", frame)
+    theirs = mlflow.data.from_pandas(
+        frame,
+        source=str(built.path / "train.parquet"),
+        name=f"flights-train-{built.window.key}",
+        targets=built.label,
+    )
+    assert ours.schema is None and ours.to_dict() == theirs.to_dict()
 
 
 def test_quarantined_day_refuses_or_is_skipped_and_recorded(settings, flights_pipeline) -> None:

@@ -313,7 +313,11 @@ def mlflow_dataset(
     class _TypedPandasDataset(PandasDataset):
         @cached_property
         def schema(self) -> Any:
-            return frame_schema(self.df)
+            # As MLflow's own: no schema when a column's type has none (e.g. Decimal).
+            try:
+                return frame_schema(self.df)
+            except Exception:
+                return None
 
     return _TypedPandasDataset(
         df=frame,
